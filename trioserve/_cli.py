@@ -1,0 +1,228 @@
+"""The ``trioserve`` command: serve a handler (or the built-in echo) until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ._echo import echo
+from ._handlers import Handler
+from ._server import Server
+
+LOGGER = logging.getLogger("trioserve")
+
+USAGE_ERROR = 2
+STARTUP_ERROR = 1
+
+
+class TargetError(Exception):
+    """TARGET names nothing that can be loaded, or not a handler."""
+
+
+@attrs.frozen
+class Endpoint:
+    """One ``--tcp``/``--unix`` endpoint asked for on the command line."""
+
+    kind: str
+    host: str | None = None
+    port: int = 0
+    path: str = ""
+
+
+def parse_host_port(text: str) -> tuple[str | None, int]:
+    """Parse ``[HOST:]PORT``; IPv6 hosts go in brackets (``[::1]:8000``)."""
+    host: str | None
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected [HOST]:PORT, got {text!r}")
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+    else:
+        host, port_text = None, text
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {port_text!r}") from None
+    if not 0 <= port <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
+    return host or None, port
+
+
+def _tcp_endpoint(text: str) -> Endpoint:
+    host, port = parse_host_port(text)
+    return Endpoint("tcp", host=host, port=port)
+
+
+def _unix_endpoint(text: str) -> Endpoint:
+    if not text:
+        raise argparse.ArgumentTypeError("the path must not be empty")
+    return Endpoint("unix", path=text)
+
+
+def load_target(target: str) -> Handler:
+    """Load ``module:attribute`` or ``path/to/file.py:attribute`` (attribute may be dotted).
+
+    Raises:
+        TargetError: The module or attribute cannot be loaded, or is not callable.
+    """
+    location, sep, attribute = target.rpartition(":")
+    if not sep or not location or not attribute:
+        raise TargetError(f"TARGET must be MODULE:ATTRIBUTE or FILE.py:ATTRIBUTE, not {target!r}")
+    try:
+        if location.endswith(".py") or os.sep in location:
+            name = os.path.splitext(os.path.basename(location))[0]
+            spec = importlib.util.spec_from_file_location(name, location)
+            if spec is None or spec.loader is None or not os.path.isfile(location):
+                raise TargetError(f"cannot load {target!r}: no such file {location!r}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules.setdefault(name, module)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(location)
+    except TargetError:
+        raise
+    except Exception as exc:
+        raise TargetError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"cannot load {target!r}: no attribute {attribute!r}") from None
+    if not callable(obj):
+        raise TargetError(f"{target!r} is not a handler: {obj!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trioserve",
+        description="Serve an async handler on sockets (a built-in echo without TARGET).",
+        epilog="SIGINT or SIGTERM shuts down gracefully; a second one stops at once.",
+    )
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="the handler, as module:attribute or path/to/file.py:attribute",
+    )
+    endpoints = parser.add_argument_group("endpoints (at least one)")
+    endpoints.add_argument(
+        "--tcp",
+        dest="endpoints",
+        action="append",
+        type=_tcp_endpoint,
+        metavar="[HOST:]PORT",
+        help="listen on TCP (every interface without HOST; port 0 picks one)",
+    )
+    endpoints.add_argument(
+        "--unix",
+        dest="endpoints",
+        action="append",
+        type=_unix_endpoint,
+        metavar="PATH",
+        help="listen on a Unix stream socket",
+    )
+    options = parser.add_argument_group("server options")
+    options.add_argument("--max-connections", type=int, metavar="N")
+    options.add_argument("--idle-timeout", type=float, metavar="S")
+    options.add_argument("--handler-timeout", type=float, metavar="S")
+    options.add_argument("--grace-period", type=float, metavar="S", default=5.0)
+    options.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    return parser
+
+
+def describe_listener(kind: str, sockname: Any) -> str:
+    if kind == "unix":
+        path = os.fsdecode(sockname) if isinstance(sockname, bytes) else sockname
+        return f"unix:{path}"
+    host, port = sockname[0], sockname[1]
+    return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
+
+
+async def _watch_signals(signals: Any, server: Server, serving: trio.CancelScope) -> None:
+    count = 0
+    async for signum in signals:
+        count += 1
+        name = signal.Signals(signum).name
+        if count == 1:
+            LOGGER.info("%s received: shutting down gracefully (again to stop at once)", name)
+            server.shutdown()
+        else:
+            LOGGER.warning("%s received again: stopping at once", name)
+            serving.cancel()
+
+
+async def run(server: Server, endpoints: Sequence[Endpoint]) -> None:
+    """Serve every endpoint until SIGINT/SIGTERM; the first signal shuts down gracefully."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as outer:
+            serving = trio.CancelScope()
+            outer.start_soon(_watch_signals, signals, server, serving)
+            with serving:
+                async with trio.open_nursery() as nursery:
+                    for endpoint in endpoints:
+                        if endpoint.kind == "tcp":
+                            start = functools.partial(
+                                server.serve_tcp, endpoint.port, host=endpoint.host
+                            )
+                        else:
+                            start = functools.partial(server.serve_unix, endpoint.path)
+                        listeners = await nursery.start(start)
+                        for listener in listeners:
+                            sockname = listener.socket.getsockname()
+                            LOGGER.info(
+                                "listening on %s", describe_listener(endpoint.kind, sockname)
+                            )
+            outer.cancel_scope.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status: 0 after a signal, 1 if listening failed."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.endpoints:
+        parser.error("give at least one endpoint: --tcp [HOST:]PORT or --unix PATH")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        handler = echo if args.target is None else load_target(args.target)
+    except TargetError as exc:
+        parser.error(str(exc))
+    try:
+        server = Server(
+            handler,
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            handler_timeout=args.handler_timeout,
+            grace_period=args.grace_period,
+        )
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        trio.run(run, server, args.endpoints)
+    except OSError as exc:
+        print(f"trioserve: error: cannot listen: {exc}", file=sys.stderr)
+        return STARTUP_ERROR
+    LOGGER.info("stopped")
+    return 0

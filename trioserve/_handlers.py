@@ -1,0 +1,45 @@
+"""Running one handler: its cancel scope, timeouts, error isolation and accounting."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+LOGGER = logging.getLogger("trioserve")
+
+#: What a handler may be: an async function of the connection (or datagram).
+Handler = Callable[[Any], Awaitable[object]]
+
+
+def check_handler(handler: object) -> None:
+    if not callable(handler):
+        raise TypeError(f"handler must be an async callable, not {handler!r}")
+
+
+def split_handler_error(exc: BaseException) -> tuple[Exception | None, BaseException | None]:
+    """Split what a handler raised into the part to log and the part to let through.
+
+    Ordinary exceptions (ExceptionGroup included) are the handler's own failure.
+    ``trio.Cancelled``, ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit``
+    must propagate; a BaseExceptionGroup is divided between the two.
+    """
+    if isinstance(exc, Exception):
+        return exc, None
+    if isinstance(exc, BaseExceptionGroup):
+        failure, rest = exc.split(Exception)
+        return failure, rest
+    return None, exc
+
+
+def describe_peer(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(address, bytes):
+        address = address.decode(errors="backslashreplace")
+    return repr(address) if address else "an unnamed Unix socket"
