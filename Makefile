@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: serve test lint bench clean
 
@@ -22,6 +23,19 @@ test: $(STAMP)
 	$(BIN)/ruff format --check trioserve adapters tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## bench: every benchmark comparison; writes benchmarks/results/ (BENCH_QUICK=1: a smoke run)
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "wrk is missing: installing it with apt-get"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo apt-get install -y wrk; \
+	}
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check trioserve adapters tests examples benchmarks
