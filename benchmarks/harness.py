@@ -36,6 +36,7 @@ from .report import (
     parse_wrk,
     replace_marked,
     results_markdown,
+    summarize_collapsed,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -567,8 +568,21 @@ def add_notes(comparison: Comparison) -> None:
 # --- profiles ----------------------------------------------------------------------------
 
 
+def py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 def run_profiles(settings: Settings, logs: Path, udp_reason: str | None) -> list[Path]:
-    """Profile trioserve and trio under load with pyinstrument; one text file each."""
+    """Sample trioserve and trio under load with py-spy (outside the process: no overhead).
+
+    For each job it writes the collapsed stacks (``*.collapsed``, for flame graph tools)
+    and a summary of where the CPU time goes (``*.txt``) under results/profiles/.
+    """
+    spy = py_spy()
+    if spy is None:
+        print("no py-spy: make bench installs it", flush=True)
+        return []
     PROFILES.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[Contender, Measure]] = []
     if wrk_missing() is None:
@@ -584,16 +598,36 @@ def run_profiles(settings: Settings, logs: Path, udp_reason: str | None) -> list
             jobs.append((Contender(f"{name}-udp", name, "udp"), measure_udp))
     written = []
     for contender, measure in jobs:
-        path = PROFILES / f"{contender.label}.txt"
+        collapsed = PROFILES / f"{contender.label}.collapsed"
+        summary = PROFILES / f"{contender.label}.txt"
         log = logs / f"profile-{contender.label}.log"
         try:
-            with server_process(contender, log, profile=path) as server:
-                measurement = measure(server, settings)
+            with server_process(contender, log) as server:
+                command = [spy, "record", "--pid", str(server.process.pid), "--duration",
+                           str(settings.duration), "--rate", "250", "--nonblocking",
+                           "--function", "--format", "raw", "--output", str(collapsed)]  # fmt: skip
+                sampler = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )  # fmt: skip
+                try:
+                    measurement = measure(server, settings)
+                finally:
+                    try:
+                        _, errors = sampler.communicate(timeout=settings.duration + LOAD_SLACK)
+                    except subprocess.TimeoutExpired:
+                        sampler.kill()
+                        _, errors = sampler.communicate()
+                if sampler.returncode != 0:
+                    raise Failed(f"py-spy failed: {errors.decode(errors='replace')[-300:]}")
         except (Unavailable, Failed, OSError, subprocess.SubprocessError) as exc:
             print(f"   profile {contender.label}: skipped ({exc})", flush=True)
             continue
-        print(f"   profile {contender.label}: {measurement.value:,.0f}/s -> {path}", flush=True)
-        written.append(path)
+        rate = f"{measurement.value:,.0f}/s under the sampler"
+        text = summarize_collapsed(collapsed.read_text(encoding="utf-8"), title=contender.label)
+        summary.write_text(f"{text}\n\nthroughput: {rate}\n", encoding="utf-8")
+        print(f"   profile {contender.label}: {rate} -> {summary.relative_to(ROOT)}", flush=True)
+        written.append(summary)
     return written
 
 
@@ -699,7 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds per throughput row")
     parser.add_argument("--duration", type=int, help="seconds per load run")
     parser.add_argument(
-        "--profile", action="store_true", help="only profile trioserve and trio under load"
+        "--profile",
+        action="store_true",
+        help="only sample trioserve and trio under load with py-spy (results/profiles/)",
     )
     args = parser.parse_args(argv)
     settings = Settings.create(quick=args.quick, rounds=args.rounds, duration=args.duration)

@@ -288,3 +288,43 @@ def replace_marked(text: str, start: str, end: str, content: str) -> str:
     if first < 0 or last < first:
         raise ValueError(f"markers {start!r} and {end!r} not found in order")
     return text[: first + len(start)] + "\n" + content.strip() + "\n" + text[last:]
+
+
+def summarize_collapsed(text: str, *, title: str, top: int = 25) -> str:
+    """Where the samples of a collapsed-stack profile (py-spy ``--format raw``) went.
+
+    Each input line is ``frame;frame;...;frame COUNT``, outermost frame first. The summary
+    lists the functions with the most samples of their own (the innermost frame) and with
+    the most samples in all (anywhere in the stack), as percentages of all samples.
+    """
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return f"{title}: no samples"
+
+    def ranking(counts: dict[str, int]) -> list[str]:
+        best = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return [f"{100 * count / total:6.1f}%  {frame}" for frame, count in best]
+
+    return "\n".join(
+        [
+            f"{title}: {total} samples (CPU only, idle waits excluded)",
+            "",
+            "own time (innermost frame):",
+            *ranking(own),
+            "",
+            "total time (anywhere in the stack):",
+            *ranking(inclusive),
+        ]
+    )

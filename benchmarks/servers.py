@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.servers CONTENDER MODE [--grace S] [--cooperative] [--profile PATH]
+    python -m benchmarks.servers CONTENDER MODE [--grace S] [--cooperative]
 
 The server listens on 127.0.0.1, port 0, and prints ``READY <port>`` on stdout once it
 serves; a contender that cannot be imported (not built yet) prints
@@ -426,42 +426,19 @@ def run(contender: str, mode: str, args: argparse.Namespace) -> None:
         run_trio_stream(contender, mode)
 
 
-def profiled(action: Callable[[], None], path: str) -> None:
-    """Run ``action`` under pyinstrument until SIGINT; write a text profile to ``path``."""
-    try:
-        pyinstrument: Any = importlib.import_module("pyinstrument")
-    except ImportError:
-        raise Unavailable("pyinstrument is not installed (make bench installs it)") from None
-    profiler = pyinstrument.Profiler(interval=0.0005, async_mode="disabled")
-    profiler.start()
-    try:
-        action()
-    except BaseException:
-        pass  # SIGINT (perhaps in an exception group) is how the harness ends a profile
-    finally:
-        profiler.stop()
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(profiler.output_text(unicode=True, show_all=False, timeline=False))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
     parser.add_argument("contender", choices=sorted({*STREAM_CONTENDERS, *UDP_CONTENDERS}))
     parser.add_argument("mode", choices=[*STREAM_MODES, "udp", "shutdown"])
     parser.add_argument("--grace", type=float, default=1.0, help="grace_period for shutdown")
     parser.add_argument("--cooperative", action="store_true", help="handlers leave on shutdown")
-    parser.add_argument("--profile", metavar="PATH", help="write a pyinstrument profile here")
     args = parser.parse_args(argv)
     contenders = UDP_CONTENDERS if args.mode == "udp" else STREAM_CONTENDERS
     if args.contender not in contenders:
         parser.error(f"contender {args.contender!r} has no mode {args.mode!r}")
     raise_descriptor_limit()
     try:
-        action = partial(run, args.contender, args.mode, args)
-        if args.profile:
-            profiled(action, args.profile)
-        else:
-            action()
+        run(args.contender, args.mode, args)
     except Unavailable as exc:
         sys.stdout.write(f"UNAVAILABLE {exc}\n")
         sys.stdout.flush()
