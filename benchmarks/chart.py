@@ -37,11 +37,11 @@ def write_chart(comparisons: Sequence[Comparison], path: Path, *, title: str) ->
         axis.set_yticks(list(positions), labels, fontsize=8)
         axis.invert_yaxis()
         better = "higher" if comparison.higher_is_better else "lower"
-        axis.set_title(f"{comparison.number}. {comparison.title} ({better} is better)", fontsize=9)
-        axis.set_xlabel(comparison.unit, fontsize=8)
+        axis.set_title(f"{comparison.number}. {comparison.title}", fontsize=9)
+        axis.set_xlabel(f"{comparison.unit} ({better} is better)", fontsize=8)
         axis.tick_params(axis="x", labelsize=8)
-        top = max(medians, default=0.0) or 1.0
-        axis.set_xlim(0, top * 1.3)
+        top = max((m + h for m, h in zip(medians, high, strict=True)), default=0.0) or 1.0
+        axis.set_xlim(0, top * 1.25)
         for position, series, middle, above in zip(
             positions, comparison.series, medians, high, strict=True
         ):

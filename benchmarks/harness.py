@@ -485,7 +485,7 @@ def make_plans(settings: Settings, *, udp_reason: str | None) -> list[Plan]:
                  Target(LEAVING, "at_most", 0,
                         metric="descriptors_left", stat="max", unit="fds"),
              ]),
-        plan("adapters-keepalive", "6a", "adapters vs socketserver: keep-alive requests/s",
+        plan("adapters-keepalive", "6a", "adapters: keep-alive requests/s",
              "req/s", wrk_setup, twins(["ThreadingTCPServer", "TCPServer"], "keepalive"),
              keepalive, requires=wrk_reason,
              targets=[
@@ -493,7 +493,7 @@ def make_plans(settings: Settings, *, udp_reason: str | None) -> list[Plan]:
                         "socketserver.ThreadingTCPServer"),
                  Target("adapters.TCPServer", "ratio_at_least", 0.5, "socketserver.TCPServer"),
              ]),
-        plan("adapters-close", "6b", "adapters vs socketserver: connections/s", "conn/s",
+        plan("adapters-close", "6b", "adapters: connections/s", "conn/s",
              close_setup, twins(["ThreadingTCPServer", "TCPServer"], "close"), close,
              requires=wrk_reason,
              targets=[
@@ -501,7 +501,7 @@ def make_plans(settings: Settings, *, udp_reason: str | None) -> list[Plan]:
                         "socketserver.ThreadingTCPServer"),
                  Target("adapters.TCPServer", "ratio_at_least", 0.5, "socketserver.TCPServer"),
              ]),
-        plan("adapters-udp", "6c", "adapters vs socketserver: UDP datagrams/s", "datagrams/s",
+        plan("adapters-udp", "6c", "adapters: UDP datagrams/s", "datagrams/s",
              udp_setup, twins(["UDPServer", "ThreadingUDPServer"], "udp"), measure_udp,
              requires=udp_reason,
              targets=[
@@ -651,6 +651,7 @@ def preamble(settings: Settings, started: datetime, elapsed: float) -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     mode = "quick (smoke test)" if settings.quick else "full"
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
     return "\n".join(
         [
             "# Benchmark results",
@@ -658,7 +659,8 @@ def preamble(settings: Settings, started: datetime, elapsed: float) -> str:
             f"Measured {started:%Y-%m-%d %H:%M} UTC by `make bench` ({mode} run, "
             f"{elapsed / 60:.1f} min), on {os.cpu_count()} CPUs ({cpu}), Linux "
             f"{platform.release()}, Python {platform.python_version()}, trio "
-            f"{version_of('trio')}, uvloop {version_of('uvloop')}.",
+            f"{version_of('trio')}, uvloop {version_of('uvloop')}; load average at the end "
+            f"{load} (1, 5, 15 min).",
             "",
             "Each row starts every contender as its own server process on 127.0.0.1 and runs "
             "them in alternation (A B C, then C B A, ...), one fresh process per round. The "

@@ -115,6 +115,8 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "s":
         return f"{value:.3f}"
+    if unit == "fds":
+        return f"{value:.0f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}"
