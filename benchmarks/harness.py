@@ -574,7 +574,7 @@ def py_spy() -> str | None:
 
 
 def run_profiles(settings: Settings, logs: Path, udp_reason: str | None) -> list[Path]:
-    """Sample trioserve and trio under load with py-spy (outside the process: no overhead).
+    """Sample trioserve, trio and adapters under load with py-spy (from outside the process).
 
     For each job it writes the collapsed stacks (``*.collapsed``, for flame graph tools)
     and a summary of where the CPU time goes (``*.txt``) under results/profiles/.
@@ -585,6 +585,10 @@ def run_profiles(settings: Settings, logs: Path, udp_reason: str | None) -> list
         return []
     PROFILES.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[Contender, Measure]] = []
+
+    def close_load(server: ServerProcess, s: Settings) -> Measurement:
+        return measure_wrk(server, s, close=True)
+
     if wrk_missing() is None:
         for mode, close in (("keepalive", False), ("close", True)):
             for name in ("trioserve", "trio"):
@@ -593,8 +597,10 @@ def run_profiles(settings: Settings, logs: Path, udp_reason: str | None) -> list
                     return measure_wrk(server, s, close=close)
 
                 jobs.append((Contender(f"{name}-{mode}", name, mode), load))
+        for name in ("adapters.ThreadingTCPServer", "adapters.TCPServer"):
+            jobs.append((Contender(f"{name}-close", name, "close"), close_load))
     if udp_reason is None:
-        for name in ("trioserve", "trio"):
+        for name in ("trioserve", "trio", "adapters.UDPServer", "adapters.ThreadingUDPServer"):
             jobs.append((Contender(f"{name}-udp", name, "udp"), measure_udp))
     written = []
     for contender, measure in jobs:
@@ -737,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="only sample trioserve and trio under load with py-spy (results/profiles/)",
+        help="only sample trioserve, trio and adapters under load with py-spy",
     )
     args = parser.parse_args(argv)
     settings = Settings.create(quick=args.quick, rounds=args.rounds, duration=args.duration)
