@@ -94,7 +94,7 @@ class Settings:
         if quick:
             settings = cls(True, 2, 1, 50, 1, 100, 1000, 200, 1, 0.5)
         else:
-            settings = cls(False, 3, 3, 50, 2, 500, 9000, 1000, 3, 1.0)
+            settings = cls(False, 4, 2, 50, 2, 500, 9000, 1000, 3, 1.0)
         return cls(
             quick=settings.quick,
             rounds=rounds or settings.rounds,
@@ -519,6 +519,7 @@ def slug(text: str) -> str:
 def run_plan(plan: Plan, settings: Settings, logs: Path) -> Comparison:
     """Run every contender of ``plan`` once per round, alternating the order each round."""
     comparison = plan.comparison
+    started = time.monotonic()
     print(f"\n== {comparison.number}. {comparison.title}", flush=True)
     if plan.requires is not None:
         for series in comparison.series:
@@ -549,6 +550,7 @@ def run_plan(plan: Plan, settings: Settings, logs: Path) -> Comparison:
                 extras = ", ".join(f"{k} {v:g}" for k, v in measurement.extras.items())
                 print(f"{prefix} {shown} {comparison.unit} ({extras})", flush=True)
     add_notes(comparison)
+    print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
     return comparison
 
 
