@@ -479,7 +479,7 @@ def make_plans(settings: Settings, *, udp_reason: str | None) -> list[Plan]:
         plan("shutdown", "5",
              f"Graceful shutdown, {settings.shutdown_connections:,} open connections", "s",
              f"trioserve.Server(grace_period={grace:g}): seconds from shutdown() to serve_tcp "
-             f"returning, and descriptors left; {settings.shutdown_rounds} rounds",
+             f"returning, and descriptors left; {settings.shutdown_rounds} round(s)",
              [Contender(IDLE, "trioserve", "shutdown",
                         shutdown_extra),
               Contender(LEAVING, "trioserve", "shutdown",

@@ -16,6 +16,7 @@ from benchmarks.report import (
     parse_wrk,
     ratio,
     replace_marked,
+    summarize_collapsed,
     summary_markdown,
 )
 from benchmarks.servers import split_heads
@@ -148,3 +149,13 @@ def test_replace_marked() -> None:
 )
 def test_split_heads(buffer: bytes, expected: tuple[int, bytes]) -> None:
     assert split_heads(buffer) == expected
+
+
+def test_summarize_collapsed_profile() -> None:
+    stacks = "main;serve;send_all 6\nmain;serve;recv 3\nmain;poll 1\nnot a stack line\n"
+    text = summarize_collapsed(stacks, title="demo", top=2)
+    own = text.split("own time (innermost frame):\n")[1].split("\n\n")[0].splitlines()
+    assert own == ["  60.0%  send_all", "  30.0%  recv"]
+    assert " 100.0%  main" in text
+    assert "  90.0%  serve" in text
+    assert summarize_collapsed("", title="empty") == "empty: no samples"
