@@ -172,8 +172,25 @@ async def _watch_signals(signals: Any, server: Server, serving: trio.CancelScope
             serving.cancel()
 
 
-async def run(server: Server, endpoints: Sequence[Endpoint]) -> None:
-    """Serve every endpoint until SIGINT/SIGTERM; the first signal shuts down gracefully."""
+def describe_endpoint(endpoint: Endpoint) -> str:
+    if endpoint.kind == "unix":
+        return f"unix:{endpoint.path}"
+    host = endpoint.host or "*"
+    return (
+        f"{endpoint.kind}://[{host}]:{endpoint.port}"
+        if ":" in host
+        else (f"{endpoint.kind}://{host}:{endpoint.port}")
+    )
+
+
+async def run(server: Server, endpoints: Sequence[Endpoint]) -> str | None:
+    """Serve every endpoint until SIGINT/SIGTERM; the first signal shuts down gracefully.
+
+    Returns:
+        ``None`` after a signal, or a message saying which endpoint could not listen
+        (then nothing is served: the endpoints already listening are closed).
+    """
+    failure: str | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as outer:
             serving = trio.CancelScope()
@@ -187,13 +204,19 @@ async def run(server: Server, endpoints: Sequence[Endpoint]) -> None:
                             )
                         else:
                             start = functools.partial(server.serve_unix, endpoint.path)
-                        listeners = await nursery.start(start)
+                        try:
+                            listeners = await nursery.start(start)
+                        except OSError as exc:
+                            failure = f"cannot listen on {describe_endpoint(endpoint)}: {exc}"
+                            serving.cancel()
+                            break
                         for listener in listeners:
                             sockname = listener.socket.getsockname()
                             LOGGER.info(
                                 "listening on %s", describe_listener(endpoint.kind, sockname)
                             )
             outer.cancel_scope.cancel()
+    return failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,10 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    try:
-        trio.run(run, server, args.endpoints)
-    except OSError as exc:
-        print(f"trioserve: error: cannot listen: {exc}", file=sys.stderr)
+    failure = trio.run(run, server, args.endpoints)
+    if failure is not None:
+        print(f"trioserve: error: {failure}", file=sys.stderr)
         return STARTUP_ERROR
     LOGGER.info("stopped")
     return 0

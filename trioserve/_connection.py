@@ -78,6 +78,7 @@ class Connection(trio.abc.HalfCloseableStream):
     """
 
     __slots__ = (
+        "_eof_sent",
         "_idle",
         "_local_address",
         "_raw",
@@ -100,6 +101,7 @@ class Connection(trio.abc.HalfCloseableStream):
         self._idle: IdleWatch | None = None
         self._sending = False
         self._receiving = False
+        self._eof_sent = False
 
     @classmethod
     def from_trio_socket(
@@ -153,6 +155,8 @@ class Connection(trio.abc.HalfCloseableStream):
         try:
             await checkpoint_if_cancelled()
             self._check_open()
+            if self._eof_sent:
+                raise trio.ClosedResourceError("cannot send after send_eof()")
             sock = self._raw
             waited = False
             try:
@@ -188,14 +192,16 @@ class Connection(trio.abc.HalfCloseableStream):
             self._sending = False
 
     async def send_eof(self) -> None:
-        """Shut down the sending half (``SHUT_WR``); receiving goes on."""
+        """Shut down the sending half (``SHUT_WR``); receiving goes on. Idempotent."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this connection")
         self._sending = True
         try:
             await checkpoint()
             self._check_open()
-            self._raw.shutdown(stdlib_socket.SHUT_WR)
+            if not self._eof_sent:
+                self._raw.shutdown(stdlib_socket.SHUT_WR)
+                self._eof_sent = True
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:

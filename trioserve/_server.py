@@ -81,9 +81,15 @@ class _Endpoint:
     def close_now(self) -> None:
         """Stop accepting at once, where that can be done synchronously."""
 
-    async def aclose(self) -> None:
-        self.close_now()
-        await trio.aclose_forcefully(self.listener)
+
+async def _close_endpoints(endpoints: Sequence[_Endpoint]) -> None:
+    for endpoint in endpoints:
+        endpoint.close_now()
+    # aclose_forcefully returns at once (it cancels the close); the shield only makes
+    # sure every listener gets closed during a hard stop, not just the first one.
+    with trio.CancelScope(shield=True):
+        for endpoint in endpoints:
+            await trio.aclose_forcefully(endpoint.listener)
 
 
 @attrs.define(eq=False)
@@ -317,7 +323,9 @@ class Server:
         :class:`Connection`; other listeners' streams are passed as they are. The
         listeners are closed when serving stops, as :func:`trio.serve_listeners` does.
         """
-        if isinstance(listeners, trio.abc.Listener) or not isinstance(listeners, Sequence):
+        if isinstance(listeners, (str, bytes, trio.abc.Listener)) or not isinstance(
+            listeners, Sequence
+        ):
             raise TypeError(f"listeners must be a list of trio listeners, not {listeners!r}")
         for listener in listeners:
             if not isinstance(listener, trio.abc.Listener):
@@ -344,26 +352,21 @@ class Server:
         self._runs.add(run)
         try:
             if self._shutdown_requested:
-                run.stop_accepting()
                 task_status.started(started)
                 return
             async with trio.open_nursery() as own_handlers:
                 handlers = own_handlers if handler_nursery is None else handler_nursery
-                try:
-                    with run.accept_scope:
-                        async with trio.open_nursery() as accepting:
-                            for endpoint in endpoints:
-                                accepting.start_soon(self._accept_loop, run, endpoint, handlers)
-                            task_status.started(started)
-                finally:
-                    for endpoint in endpoints:
-                        await endpoint.aclose()
+                with run.accept_scope:
+                    async with trio.open_nursery() as accepting:
+                        for endpoint in endpoints:
+                            accepting.start_soon(self._accept_loop, run, endpoint, handlers)
+                        task_status.started(started)
+                run.stop_accepting()
                 await self._drain(run, own_handlers)
         finally:
             self._runs.discard(run)
-            for endpoint in endpoints:
-                endpoint.close_now()
             _current_server.reset(server_token)
+            await _close_endpoints(endpoints)
 
     async def _drain(self, run: _ServeRun, own_handlers: trio.Nursery) -> None:
         """Give running handlers the grace period, then cancel the ones left."""
@@ -533,8 +536,13 @@ class Server:
             self._counters.cancelled += 1
             raise
         finally:
-            await trio.aclose_forcefully(stream)
-            self._handler_done(run, scope)
+            try:
+                if isinstance(stream, Connection):
+                    stream.close()
+                else:
+                    await trio.aclose_forcefully(stream)  # re-raises an outer Cancelled
+            finally:
+                self._handler_done(run, scope)
 
     async def _call_handler(self, stream: trio.abc.AsyncResource) -> None:
         """Run the handler; log and count what it raises, let cancellation through."""
