@@ -133,6 +133,16 @@ class Connection(trio.abc.HalfCloseableStream):
             self._local_address = self._raw.getsockname()
         return self._local_address
 
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """Set a socket option, as :meth:`trio.SocketStream.setsockopt` does."""
+        self._raw.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int, buffersize: int = 0) -> int | bytes:
+        """Read a socket option, as :meth:`trio.SocketStream.getsockopt` does."""
+        if buffersize:
+            return self._raw.getsockopt(level, option, buffersize)
+        return self._raw.getsockopt(level, option)
+
     def watch_idle(self, watch: IdleWatch | None) -> None:
         """Apply an idle timeout to every later receive (the server calls this)."""
         self._idle = watch
