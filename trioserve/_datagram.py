@@ -59,6 +59,11 @@ RECEIVE_IGNORABLE_ERRNOS = frozenset(
 UNIX_REPLY_RETRY_MIN = 0.001
 UNIX_REPLY_RETRY_MAX = 0.05
 
+#: Queued socket errors read at most after one error report (see _discard_error_queue).
+ERROR_QUEUE_READS = 64
+
+_MSG_ERRQUEUE: int = getattr(stdlib_socket, "MSG_ERRQUEUE", 0)
+
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
@@ -206,6 +211,7 @@ class DatagramSocket:
             except OSError as exc:
                 if exc.errno not in RECEIVE_IGNORABLE_ERRNOS:
                     raise
+                self._discard_error_queue()
                 self._burst += 1
                 continue
             self._burst += 1
@@ -213,6 +219,15 @@ class DatagramSocket:
                 self._drop(address)
                 continue
             return Datagram(data, address, self.local_address, sock)
+
+    def _discard_error_queue(self) -> None:
+        # With IP_RECVERR (Linux) an ICMP error also waits in the socket's error queue,
+        # which keeps the socket polling readable: the loop would spin until it is read.
+        for _ in range(ERROR_QUEUE_READS):
+            try:
+                self.sock.recvmsg(1, 512, _MSG_ERRQUEUE)
+            except OSError:
+                return
 
     def _drop(self, address: Any) -> None:
         self.counters.dropped += 1
