@@ -14,7 +14,14 @@ import trio
 from trio.lowlevel import checkpoint, notify_closing, wait_readable
 
 from ._connection import Connection, IdleWatch
-from ._handlers import LOGGER, Handler, check_handler, describe_peer, split_handler_error
+from ._handlers import (
+    LOGGER,
+    PEER_GONE_ERRORS,
+    Handler,
+    check_handler,
+    describe_peer,
+    split_handler_error,
+)
 from ._listeners import (
     check_backlog,
     check_host,
@@ -550,7 +557,14 @@ class Server:
             await self.handler(stream)
         except BaseException as exc:
             failure, rest = split_handler_error(exc)
-            if failure is not None:
+            if isinstance(failure, PEER_GONE_ERRORS):
+                self._counters.disconnected += 1
+                LOGGER.info(
+                    "connection from %s broken: %s",
+                    describe_peer(getattr(stream, "remote_address", None)),
+                    failure,
+                )
+            elif failure is not None:
                 self._counters.failed += 1
                 LOGGER.error(
                     "handler %r failed on a connection from %s",
