@@ -185,6 +185,8 @@ class Connection(trio.abc.HalfCloseableStream):
                             await wait_writable(sock)
             if not waited:
                 await cancel_shielded_checkpoint()
+            # Other tasks ran meanwhile: an answer to what we sent may be waiting now.
+            self._drained = False
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
