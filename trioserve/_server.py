@@ -163,6 +163,11 @@ class _ServeRun:
             self.drained.set()
 
 
+def _check_handler_nursery(handler_nursery: object) -> None:
+    if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
+        raise TypeError(f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}")
+
+
 class Server:
     """A socket server: one handler, its options, counters, and a graceful shutdown.
 
@@ -282,6 +287,7 @@ class Server:
         port = check_port(port)
         host = check_host(host)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sockets = await open_tcp_sockets(port, host, backlog_value)
         endpoints = [
             _SocketEndpoint(
@@ -311,6 +317,7 @@ class Server:
         fspath = check_unix_path(path)
         mode = check_mode(mode)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sock, socket_file = open_unix_socket(fspath, backlog_value, mode)
         endpoint = _SocketEndpoint(
             sock, trio.SocketListener(trio.socket.from_stdlib_socket(sock)), socket_file
@@ -337,6 +344,7 @@ class Server:
         for listener in listeners:
             if not isinstance(listener, trio.abc.Listener):
                 raise TypeError(f"expected a trio.abc.Listener, got {listener!r}")
+        _check_handler_nursery(handler_nursery)
         endpoints = [_ListenerEndpoint(listener) for listener in listeners]
         await self._serve(endpoints, handler_nursery, task_status, started=list(listeners))
 
@@ -348,10 +356,6 @@ class Server:
         *,
         started: Any = None,
     ) -> None:
-        if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
-            raise TypeError(
-                f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}"
-            )
         if started is None:
             started = [endpoint.listener for endpoint in endpoints]
         run = _ServeRun(endpoints, external_nursery=handler_nursery is not None)
