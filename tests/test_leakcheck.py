@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 
 from .leakcheck import Snapshot
@@ -29,4 +31,19 @@ def test_a_thread_left_running_is_reported() -> None:
     finally:
         stop.set()
         thread.join()
+    assert Snapshot.take().leaks_since(before) == []
+
+
+def test_a_child_process_left_behind_is_reported() -> None:
+    before = Snapshot.take()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        leaks = Snapshot.take().leaks_since(before)
+        assert f"child process {child.pid}" in leaks
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
     assert Snapshot.take().leaks_since(before) == []
