@@ -15,7 +15,14 @@ from trio.lowlevel import checkpoint, notify_closing, wait_readable
 
 from ._connection import Connection, IdleWatch
 from ._datagram import DEFAULT_RECEIVE_SIZE, Datagram, DatagramSocket, check_receive_size
-from ._handlers import LOGGER, Handler, check_handler, describe_peer, split_handler_error
+from ._handlers import (
+    LOGGER,
+    PEER_GONE_ERRORS,
+    Handler,
+    check_handler,
+    describe_peer,
+    split_handler_error,
+)
 from ._listeners import (
     check_backlog,
     check_host,
@@ -64,11 +71,6 @@ ACCEPT_BURST = 16
 _Request: TypeAlias = trio.abc.AsyncResource | Datagram
 
 _current_server: contextvars.ContextVar[Server] = contextvars.ContextVar("trioserve.server")
-
-
-def _check_handler_nursery(handler_nursery: object) -> None:
-    if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
-        raise TypeError(f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}")
 
 
 def current_server() -> Server:
@@ -197,6 +199,11 @@ class _ServeRun:
             self.handler_scopes.discard(scope)
         if self.active == 0 and self.drained is not None:
             self.drained.set()
+
+
+def _check_handler_nursery(handler_nursery: object) -> None:
+    if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
+        raise TypeError(f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}")
 
 
 class Server:
@@ -695,7 +702,14 @@ class Server:
             await self.handler(stream)
         except BaseException as exc:
             failure, rest = split_handler_error(exc)
-            if failure is not None:
+            if isinstance(failure, PEER_GONE_ERRORS):
+                self._counters.disconnected += 1
+                LOGGER.info(
+                    "connection from %s broken: %s",
+                    describe_peer(getattr(stream, "remote_address", None)),
+                    failure,
+                )
+            elif failure is not None:
                 self._counters.failed += 1
                 LOGGER.error(
                     "handler %r failed on %s from %s",
