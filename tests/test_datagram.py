@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import inspect
 import logging
+import os
 import select
 import socket
 import stat
@@ -23,6 +24,13 @@ from .datagram_client import DatagramClient, ipv6_unavailable
 
 async def echo(datagram: trioserve.Datagram) -> None:
     await datagram.reply(datagram.data)
+
+
+def unix_queue_length() -> int:
+    try:
+        return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    except (OSError, ValueError):
+        return 10
 
 
 def udp_on(
@@ -394,8 +402,14 @@ async def test_a_reply_to_an_unbound_unix_sender_raises_a_clear_error(
 async def test_a_failed_reply_fails_only_its_handler(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    clients_gone = trio.Event()
+
+    async def handler(datagram: trioserve.Datagram) -> None:
+        await clients_gone.wait()
+        await datagram.reply(datagram.data)
+
     path = tmp_path / "server.sock"
-    server = trioserve.Server(echo)
+    server = trioserve.Server(handler)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix_datagram, path)
         with DatagramClient.unix(path, None) as unbound:
@@ -403,6 +417,7 @@ async def test_a_failed_reply_fails_only_its_handler(
         gone = DatagramClient.unix(path, tmp_path / "gone.sock")
         await gone.send(b"then gone")
         gone.sock.close()  # its file stays, nobody receives there: ECONNREFUSED
+        clients_gone.set()
         await trio.testing.wait_all_tasks_blocked()
         assert server.stats.failed == 2
         with DatagramClient.unix(path, tmp_path / "client.sock") as client:
@@ -425,7 +440,7 @@ async def test_replies_wait_for_a_unix_client_that_reads_slowly(
 ) -> None:
     # A Unix datagram socket queues only a few datagrams (net.unix.max_dgram_qlen, often
     # 10); further replies meet EAGAIN and must wait for the client, not fail.
-    count = 50
+    count = unix_queue_length() + 40
     path = tmp_path / "server.sock"
     server = trioserve.Server(echo)
     async with trio.open_nursery() as nursery:
@@ -464,6 +479,57 @@ async def test_reply_on_a_closed_socket_raises_closed_resource_error() -> None:
         datagram = trioserve.Datagram(b"late", ("127.0.0.1", 9), sock.getsockname(), sock)
     with pytest.raises(trio.ClosedResourceError):
         await datagram.reply(b"too late")
+
+
+class _CongestedSocket(socket.socket):
+    """A socket whose first sends fail as a full interface queue makes them fail."""
+
+    failures = 3
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        return super().sendto(data, *args)
+
+
+async def test_a_reply_that_meets_enobufs_is_tried_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    with (
+        _CongestedSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+    ):
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        peer.bind(("127.0.0.1", 0))
+        datagram = trioserve.Datagram(b"", peer.getsockname(), sock.getsockname(), sock)
+        start = trio.current_time()
+        await datagram.reply(b"at last")
+        assert trio.current_time() > start  # it waited before trying again
+        assert sock.failures == 0
+        assert peer.recv(100) == b"at last"
+
+
+async def test_a_reply_the_kernel_refuses_raises_its_oserror() -> None:
+    errors: list[OSError] = []
+    handled = trio.Event()
+
+    async def handler(datagram: trioserve.Datagram) -> None:
+        try:
+            await datagram.reply(b"x" * 70000)  # more than any UDP datagram can hold
+        except OSError as exc:
+            errors.append(exc)
+        await datagram.reply(b"small enough")
+        handled.set()
+
+    async with trio.open_nursery() as nursery:
+        [sock] = await nursery.start(udp_on("127.0.0.1", handler))
+        with DatagramClient.udp(sock) as client:
+            assert await client.exchange(b"big reply?") == b"small enough"
+        nursery.cancel_scope.cancel()
+    [error] = errors
+    assert error.errno == errno.EMSGSIZE
 
 
 # --- shutdown --------------------------------------------------------------------------

@@ -52,12 +52,12 @@ RECEIVE_IGNORABLE_ERRNOS = frozenset(
     if hasattr(errno, name)
 )
 
-#: A Unix datagram peer whose receive queue is full makes sendto() fail with EAGAIN,
-#: and the kernel never signals when that queue has room again (the socket polls as
-#: writable all along), so reply() tries again after a wait that grows from the
-#: first value to the second.
-UNIX_REPLY_RETRY_MIN = 0.001
-UNIX_REPLY_RETRY_MAX = 0.05
+#: sendto() fails for want of room that no poll announces: EAGAIN from a Unix datagram
+#: peer whose receive queue is full (the socket polls writable all along), or ENOBUFS
+#: from a full interface queue (BSDs, macOS). reply() then tries again after a wait
+#: that grows from the first value to the second.
+REPLY_RETRY_MIN = 0.001
+REPLY_RETRY_MAX = 0.05
 
 #: Queued socket errors read at most after one error report (see _discard_error_queue).
 ERROR_QUEUE_READS = 64
@@ -113,9 +113,10 @@ class Datagram:
         """Send ``data`` to the sender as one datagram, from the socket this one came in on.
 
         Delivery is best effort, as for any datagram: a reply that was sent may still be
-        lost. If the kernel has no room for it right now, this waits until it has (for
-        a Unix peer that does not read its replies, as long as the handler may run:
-        bound it with ``handler_timeout``). It is a checkpoint.
+        lost. If the kernel has no room for it right now (``EAGAIN``, ``ENOBUFS``), this
+        waits until it has; for a Unix peer that does not read its replies, that is as
+        long as the handler may run: bound it with ``handler_timeout``. It is a
+        checkpoint.
 
         Errors never reach the server: one the handler does not catch fails this
         handler only (logged and counted); the server serves on.
@@ -138,23 +139,22 @@ class Datagram:
             )
         await checkpoint_if_cancelled()
         sock = self._sock
-        retry = UNIX_REPLY_RETRY_MIN
-        try:
-            while True:
-                try:
-                    sock.sendto(data, address)
-                except BlockingIOError:
-                    if sock.family == stdlib_socket.AF_UNIX:
-                        await trio.sleep(retry)
-                        retry = min(retry * 2, UNIX_REPLY_RETRY_MAX)
-                    else:
-                        await wait_writable(sock)
-                    continue
+        retry = REPLY_RETRY_MIN
+        while True:
+            try:
+                sock.sendto(data, address)
                 break
-        except OSError as exc:
-            if exc.errno in _CLOSED_ERRNOS:
-                raise trio.ClosedResourceError("the server's socket was closed") from None
-            raise
+            except BlockingIOError:
+                if sock.family != stdlib_socket.AF_UNIX:
+                    await wait_writable(sock)  # the send buffer drains on its own
+                    continue
+            except OSError as exc:
+                if exc.errno in _CLOSED_ERRNOS:
+                    raise trio.ClosedResourceError("the server's socket was closed") from None
+                if exc.errno != errno.ENOBUFS:
+                    raise
+            await trio.sleep(retry)
+            retry = min(retry * 2, REPLY_RETRY_MAX)
         await cancel_shielded_checkpoint()
 
 
