@@ -146,10 +146,12 @@ class ThreadingMixIn(_MixinBase):
                 self._thread_main(request, client_address)
             finally:
                 item.thread = None
-                detached.remove(item)
 
         def deliver(result: outcome.Outcome[None]) -> None:
+            # Called once trio has given the thread its idle name back: a thread that
+            # server_close() waited for is then an idle worker.
             del result  # in_thread reports its own errors
+            detached.remove(item)
 
         detached.add(item)
         context = contextvars.copy_context()
