@@ -65,6 +65,7 @@ class BaseServer:
         self._is_shut_down = threading.Event()
         self._shutdown_request = False
         self._run: Run | None = None
+        self._loop_claimed = False
 
     # The public, blocking entry points.
 
@@ -138,7 +139,7 @@ class BaseServer:
                 ...
                 server.shutdown()   # from a task here: asks the loop to stop
         """
-        task_status.started(await self._with_run(partial(self._loop, poll_interval), True))
+        await self._with_run(partial(self._loop, poll_interval), True, task_status)
 
     def fileno(self) -> int:
         """The descriptor the loop waits on (the listening socket's)."""
@@ -212,8 +213,17 @@ class BaseServer:
 
     # The loop.
 
-    async def _with_run(self, body: Callable[[Run], Awaitable[Any]], stoppable: bool) -> Any:
+    async def _with_run(
+        self,
+        body: Callable[[Run], Awaitable[Any]],
+        stoppable: bool,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> Any:
         """Run ``body(run)`` with nurseries for handlers, then wait for the handlers."""
+        with self._state_lock:
+            if self._loop_claimed:
+                raise RuntimeError(f"{self!r} is already running a request loop")
+            self._loop_claimed = True
         context_token = serving.set(self)
         registered = False
         try:
@@ -229,6 +239,7 @@ class BaseServer:
                     self._register(run)
                     registered = True
                     self._run_begins(run)
+                    task_status.started()
                     try:
                         result = await body(run)
                         if stoppable:
@@ -242,11 +253,11 @@ class BaseServer:
             serving.reset(context_token)
             if registered:
                 self._unregister(stoppable)
+            with self._state_lock:
+                self._loop_claimed = False
 
     def _register(self, run: Run) -> None:
         with self._state_lock:
-            if self._run is not None:
-                raise RuntimeError(f"{self!r} is already running a request loop")
             self._run = run
             if run.stoppable:
                 self._is_shut_down.clear()
