@@ -49,13 +49,22 @@ class _DetachedThreads:
             return [item.thread for item in self._items if item.thread is not None]
 
     def join(self, grace: float | None) -> None:
-        """Wait for the threads; after ``grace`` seconds shut their connections down."""
+        """Wait for the threads; after ``grace`` seconds shut their connections down.
+
+        A handler thread calling this (through ``server_close``) does not wait for itself.
+        """
+        me = threading.current_thread()
+
+        def others_done() -> bool:
+            return all(item.thread is me for item in self._items)
+
         with self._changed:
-            if self._changed.wait_for(lambda: not self._items, timeout=grace):
+            if self._changed.wait_for(others_done, timeout=grace):
                 return
             for item in self._items:
-                item.unblock(socket.SHUT_RDWR)
-            self._changed.wait_for(lambda: not self._items)
+                if item.thread is not me:
+                    item.unblock(socket.SHUT_RDWR)
+            self._changed.wait_for(others_done)
 
 
 @public
