@@ -113,9 +113,10 @@ class BaseServer:
     def handle_request(self) -> Any:
         """Wait for one request (at most :attr:`timeout` seconds) and handle it.
 
-        Returns once the request has been handled (a threading server's handler thread
-        included; a forked child may still run). With no request in time, returns
-        what :meth:`handle_timeout` returns.
+        Returns once the request has been dispatched, as in the stdlib: a plain server's
+        handler (or any async handler) has run; a threading server's handler thread or a
+        forked child may still run (:meth:`server_close` waits for them). With no request
+        in time, returns what :meth:`handle_timeout` returns.
         """
         return run_trio(self._with_run, self._one_request, False)
 

@@ -33,7 +33,8 @@ class ForkingMixIn(_MixinBase):
     loop runs and reaped as soon as they exit; at ``max_children`` the loop takes no
     request until one exits. :meth:`server_close` waits for the children left if
     ``block_on_close``. The pids of children not yet reaped are in
-    :attr:`active_children`.
+    :attr:`active_children`. An ``async def handle`` is not forked: it runs as a trio
+    task of the loop, concurrently with other requests.
     """
 
     timeout: float | None = 300
