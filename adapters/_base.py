@@ -91,10 +91,12 @@ class BaseServer:
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (or :meth:`serve`) and wait until it has returned.
 
-        Safe from any thread. Called from one of this server's handlers (where the
-        stdlib deadlocks), or from a task of the trio run serving it, it only asks the
-        loop to stop and returns at once: the loop stops once the caller is done. A
-        shutdown requested while no loop runs stops the next one as soon as it starts.
+        Safe from any thread. Called from one of this server's handler threads (where
+        the stdlib deadlocks) it returns once the loop takes no more requests; the loop
+        returns after that handler. From a task of the trio run serving it (an async
+        handler, a task beside :meth:`serve`) it only asks the loop to stop and returns
+        at once. A shutdown requested while no loop runs stops the next one as soon as
+        it starts.
         """
         with self._state_lock:
             self._shutdown_request = True
@@ -107,6 +109,8 @@ class BaseServer:
             with contextlib.suppress(trio.RunFinishedError):
                 run.token.run_sync_soon(run.stop)
         if serving.get() is self:
+            if run is not None:
+                run.loop_stopped.wait()
             return
         self._is_shut_down.wait()
 
@@ -284,14 +288,17 @@ class BaseServer:
 
     async def _loop(self, poll_interval: float | None, run: Run) -> None:
         period = math.inf if poll_interval is None else poll_interval
-        with run.loop_scope:
-            while True:
-                await self._wait_for_capacity(run)
-                with trio.move_on_after(period) as waiting:
-                    await wait_readable(self.fileno())
-                if not waiting.cancelled_caught:
-                    await self._take_request(run)
-                self.service_actions()
+        try:
+            with run.loop_scope:
+                while True:
+                    await self._wait_for_capacity(run)
+                    with trio.move_on_after(period) as waiting:
+                        await wait_readable(self.fileno())
+                    if not waiting.cancelled_caught:
+                        await self._take_request(run)
+                    self.service_actions()
+        finally:
+            run.loop_stopped.set()
 
     async def _one_request(self, run: Run) -> Any:
         timeout = self.socket.gettimeout()

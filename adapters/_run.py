@@ -59,6 +59,8 @@ class Run:
     in_flight: set[InFlight] = attrs.field(factory=set)
     idle: trio.Event = attrs.field(factory=trio.Event)
     child_exited: trio.Event = attrs.field(factory=trio.Event)
+    #: Set once the loop takes no more requests (handlers may still run).
+    loop_stopped: threading.Event = attrs.field(factory=threading.Event)
 
     def __attrs_post_init__(self) -> None:
         self.idle.set()

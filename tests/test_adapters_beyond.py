@@ -55,10 +55,12 @@ def blocked_handler() -> type[BlockedInRecv]:
 @pytest.mark.parametrize("server_class", [adapters.TCPServer, adapters.ThreadingTCPServer])
 def test_shutdown_from_a_handler(server_class: Any) -> None:
     returned = threading.Event()
+    loop_stopped_first: list[bool] = []
 
     class Stopper(adapters.StreamRequestHandler):
         def handle(self) -> None:
             self.server.shutdown()  # the stdlib deadlocks here
+            loop_stopped_first.append(self.server._run.loop_stopped.is_set())
             returned.set()
             self.wfile.write(b"stopping\n")
 
@@ -70,6 +72,7 @@ def test_shutdown_from_a_handler(server_class: Any) -> None:
     thread.join(PATIENCE)
     assert not thread.is_alive()
     assert returned.is_set()
+    assert loop_stopped_first == [True]  # it returned once no more requests were taken
     server.server_close()
 
 
