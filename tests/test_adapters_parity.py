@@ -412,3 +412,55 @@ def test_forking_server_leaves_no_child(module: ModuleType, tmp_path: Path) -> N
     assert os.getpid() not in pids
     assert len(pids) == 3
     assert not server.active_children
+
+
+ATTRIBUTES = {
+    "TCPServer": [
+        "address_family",
+        "socket_type",
+        "request_queue_size",
+        "allow_reuse_address",
+        "allow_reuse_port",
+        "timeout",
+    ],
+    "UDPServer": ["socket_type", "max_packet_size", "allow_reuse_address"],
+    "UnixStreamServer": ["address_family", "socket_type"],
+    "UnixDatagramServer": ["address_family", "socket_type", "max_packet_size"],
+    "ThreadingMixIn": ["daemon_threads", "block_on_close"],
+    "ForkingMixIn": ["timeout", "active_children", "max_children", "block_on_close"],
+    "StreamRequestHandler": ["rbufsize", "wbufsize", "timeout", "disable_nagle_algorithm"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTRIBUTES))
+def test_class_attributes_match(name: str) -> None:
+    def values(module: ModuleType) -> list[Any]:
+        cls = getattr(module, name)
+        return [getattr(cls, attribute) for attribute in ATTRIBUTES[name]]
+
+    assert values(adapters) == values(socketserver)
+
+
+@pytest.mark.parametrize("name", sorted(adapters.__all__))
+def test_class_hierarchy_matches(name: str) -> None:
+    def hierarchy(module: ModuleType) -> list[str]:
+        return [cls.__name__ for cls in getattr(module, name).__mro__]
+
+    stdlib = getattr(socketserver, name, None)
+    if stdlib is None:  # the Forking Unix classes are 3.12+
+        assert sys.version_info < (3, 12)
+        assert hierarchy(adapters)[1] == "ForkingMixIn"
+        return
+    assert hierarchy(adapters) == hierarchy(socketserver)
+
+
+@pytest.mark.parametrize("name", ["BaseServer", "TCPServer", "UDPServer", "ForkingMixIn"])
+def test_documented_methods_exist(name: str) -> None:
+    def methods(module: ModuleType) -> set[str]:
+        cls = getattr(module, name)
+        return {
+            attr for attr in dir(cls) if not attr.startswith("_") and callable(getattr(cls, attr))
+        }
+
+    missing = methods(socketserver) - methods(adapters)
+    assert missing == set()
