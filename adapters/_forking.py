@@ -66,8 +66,8 @@ class ForkingMixIn(_MixinBase):
         self.collect_children()
 
     def service_actions(self) -> None:
-        """Reap exited children that no pidfd watches (without waiting, at any number)."""
-        watched = self._pidfds()
+        """Reap exited children no reaper task watches (without waiting, at any number)."""
+        watched = self._pidfds() if getattr(self, "_run", None) is not None else {}
         for pid in list(self.active_children or ()):
             if pid not in watched:
                 self._reap(pid, blocking=False)
@@ -111,7 +111,7 @@ class ForkingMixIn(_MixinBase):
         except OSError:
             return  # no pidfds here (old kernel): service_actions reaps instead
         self._pidfds()[pid] = pidfd
-        run = self._run
+        run: Run | None = getattr(self, "_run", None)  # None: mixed into a stdlib class
         if run is not None and run.in_this_thread():
             run.background.start_soon(self._reaper, run, pid, pidfd)
 

@@ -24,6 +24,12 @@ else:
     _MixinBase = object
 
 
+def _current_run(server: object) -> Run | None:
+    """The loop ``server`` runs, if any (None also when mixed into a stdlib server class)."""
+    run: Run | None = getattr(server, "_run", None)
+    return run
+
+
 class _DetachedThreads:
     """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``).
 
@@ -105,7 +111,7 @@ class ThreadingMixIn(_MixinBase):
     def _threads(self) -> list[threading.Thread]:
         """The threads handling requests right now."""
         threads = self._detached().threads()
-        run = self._run
+        run = _current_run(self)
         if run is not None:
             threads += [item.thread for item in list(run.in_flight) if item.thread is not None]
         return threads
@@ -121,7 +127,7 @@ class ThreadingMixIn(_MixinBase):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a thread to handle the request."""
-        run = self._run
+        run = _current_run(self)
         if run is not None and run.stoppable and run.in_this_thread():
             self._start_thread(run, request, self._thread_main, request, client_address)
         else:
@@ -131,7 +137,7 @@ class ThreadingMixIn(_MixinBase):
         """Close the server; wait for detached handler threads if ``block_on_close``."""
         super().server_close()
         if self.block_on_close:
-            self._detached().join(self.grace_period)
+            self._detached().join(getattr(self, "grace_period", None))
 
     def _thread_main(self, request: Any, client_address: Any) -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import socketserver
 import sys
 import threading
 from collections.abc import Iterator
@@ -356,3 +357,31 @@ def test_public_names_match_the_stdlib_and_come_from_adapters() -> None:
     assert set(adapters.__all__) == stdlib_313
     for name in adapters.__all__:
         assert getattr(adapters, name).__module__ == "adapters"
+
+
+@pytest.mark.parametrize(
+    "bases",
+    [
+        (adapters.ThreadingMixIn, socketserver.TCPServer),
+        (socketserver.ThreadingMixIn, adapters.TCPServer),
+        (adapters.ForkingMixIn, socketserver.TCPServer),
+    ],
+    ids=["adapters-mixin-on-stdlib-server", "stdlib-mixin-on-adapters-server", "forking"],
+)
+def test_mixins_mix_with_stdlib_classes_during_a_migration(bases: Any) -> None:
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(self.rfile.readline())
+
+    server = type("Mixed", bases, {})(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    try:
+        for n in range(2):
+            with socket.create_connection(server.server_address) as client:
+                client.sendall(b"mixed %d\n" % n)
+                assert client.makefile("rb").readline() == b"mixed %d\n" % n
+    finally:
+        server.shutdown()
+        thread.join(PATIENCE)
+        server.server_close()
