@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import io
 import socket
@@ -17,7 +18,13 @@ if TYPE_CHECKING:
 
 
 def is_async_handler_class(handler_class: object) -> bool:
-    """Whether ``handler_class`` is a class whose ``handle`` is an ``async def``."""
+    """Whether ``handler_class`` is a class whose ``handle`` is an ``async def``.
+
+    A :func:`functools.partial` of such a class counts too (a common way to pass a
+    handler class extra arguments, as ``http.server`` does with ``directory``).
+    """
+    while isinstance(handler_class, functools.partial):
+        handler_class = handler_class.func
     return isinstance(handler_class, type) and inspect.iscoroutinefunction(
         getattr(handler_class, "handle", None)
     )

@@ -6,6 +6,7 @@ async handlers, serving inside a trio program, the thread and child limits.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import socketserver
@@ -224,8 +225,9 @@ class AsyncEcho(adapters.BaseRequestHandler):
 
 
 @pytest.mark.parametrize("server_class", [adapters.TCPServer, adapters.ThreadingTCPServer])
-def test_async_handler_runs_as_a_task_in_the_loop_thread(server_class: Any) -> None:
-    server = server_class(("127.0.0.1", 0), AsyncEcho)
+@pytest.mark.parametrize("wrap", [lambda cls: cls, functools.partial], ids=["class", "partial"])
+def test_async_handler_runs_as_a_task_in_the_loop_thread(server_class: Any, wrap: Any) -> None:
+    server = server_class(("127.0.0.1", 0), wrap(AsyncEcho))
     server.handler_threads = set()
     with serving_forever(server) as loop_thread:
         for n in range(3):
