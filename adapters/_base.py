@@ -358,10 +358,7 @@ class BaseServer:
                 self.shutdown_request(request)
             return
         if not self._concurrent:
-            await self._wait_done(run, item)
-
-    async def _wait_done(self, run: Run, item: InFlight) -> None:
-        await item.finished.wait()
+            await item.finished.wait()
 
     def get_request(self) -> tuple[Any, Any]:
         """Accept a request; overridden by every concrete server."""

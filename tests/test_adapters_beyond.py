@@ -116,10 +116,15 @@ def test_shutdown_waits_for_a_handler_within_the_grace_period() -> None:
     server = Server(("127.0.0.1", 0), Slow)
     with serving_forever(server), socket.create_connection(server.server_address) as client:
         assert started.wait(PATIENCE)
+        run = server._run
+        assert run is not None
         stopper = threading.Thread(target=server.shutdown)
         stopper.start()
+        assert run.loop_stopped.wait(PATIENCE)  # no more requests are taken...
+        assert stopper.is_alive()  # ...but shutdown() waits for the handler
         release.set()
         stopper.join(PATIENCE)
+        assert not stopper.is_alive()
         assert client.makefile("rb").readline() == b"finished properly\n"
 
 
