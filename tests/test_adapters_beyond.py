@@ -158,15 +158,6 @@ def test_server_close_from_another_thread_stops_serve_forever() -> None:
     assert server.socket.fileno() == -1
 
 
-def test_shutdown_before_serve_forever_starts_stops_it_at_once() -> None:
-    with adapters.TCPServer(("127.0.0.1", 0), adapters.BaseRequestHandler) as server:
-        stopper = threading.Thread(target=server.shutdown)
-        stopper.start()
-        server.serve_forever()  # returns: the shutdown was already asked for
-        stopper.join(PATIENCE)
-        assert not stopper.is_alive()
-
-
 def test_system_exit_in_a_handler_thread_goes_to_threading_excepthook(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -255,6 +246,20 @@ def test_async_stream_request_handler_gets_a_trio_stream() -> None:
         client.sendall(b"quiet")
         client.shutdown(socket.SHUT_WR)
         assert client.recv(100) == b"QUIET"
+
+
+def test_forking_server_runs_an_async_handler_as_a_task() -> None:
+    server: Any = adapters.ForkingTCPServer(("127.0.0.1", 0), AsyncEcho)
+    server.handler_threads = set()
+    with (
+        serving_forever(server) as loop_thread,
+        socket.create_connection(server.server_address) as client,
+    ):
+        client.sendall(b"not forked")
+        client.shutdown(socket.SHUT_WR)
+        assert client.recv(100) == b"not forked"
+    assert server.handler_threads == {loop_thread}
+    assert not server.active_children
 
 
 def test_async_datagram_handler(tmp_path: Path) -> None:

@@ -464,3 +464,45 @@ def test_documented_methods_exist(name: str) -> None:
 
     missing = methods(socketserver) - methods(adapters)
     assert missing == set()
+
+
+def test_unix_bind_fails_when_the_path_exists(tmp_path: Path) -> None:
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        path = directory / "taken"
+        path.write_text("not a socket")
+        with pytest.raises(OSError, match="in use") as info:
+            module.UnixStreamServer(str(path), module.BaseRequestHandler)
+        return info.value.errno, path.read_text()
+
+    assert both(scenario, tmp_path)[1] == "not a socket"
+
+
+def test_serve_forever_again_after_shutdown(tmp_path: Path) -> None:
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        class Echo(module.StreamRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                self.wfile.write(self.rfile.readline())
+
+        with module.TCPServer(("127.0.0.1", 0), Echo) as server:
+            replies = []
+            for n in range(2):
+                thread = threading.Thread(target=server.serve_forever, args=(0.01,))
+                thread.start()
+                replies.append(stream_exchange(server, b"round %d\n" % n))
+                server.shutdown()
+                thread.join()
+        return replies
+
+    assert both(scenario, tmp_path) == [b"round 0\n", b"round 1\n"]
+
+
+def test_shutdown_before_serve_forever_makes_it_return(tmp_path: Path) -> None:
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        with module.TCPServer(("127.0.0.1", 0), module.BaseRequestHandler) as server:
+            stopper = threading.Thread(target=server.shutdown)
+            stopper.start()
+            server.serve_forever(0.01)  # returns: the shutdown was asked for already
+            stopper.join(10)
+            return stopper.is_alive()
+
+    assert both(scenario, tmp_path) is False
