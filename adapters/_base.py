@@ -124,6 +124,11 @@ class BaseServer:
         """
         return run_trio(self._with_run, self._one_request, False)
 
+    def _handle_request_noblock(self) -> None:
+        """Handle one request that is ready, without waiting (private in the stdlib too,
+        but called by loops that select over several servers themselves)."""
+        run_trio(self._with_run, self._take_request, False)
+
     async def serve(
         self,
         poll_interval: float | None = 0.5,

@@ -9,6 +9,7 @@ promises (so a scenario that observes nothing cannot pass).
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import socketserver
 import sys
@@ -506,3 +507,44 @@ def test_shutdown_before_serve_forever_makes_it_return(tmp_path: Path) -> None:
             return stopper.is_alive()
 
     assert both(scenario, tmp_path) is False
+
+
+def test_one_selector_over_several_servers(tmp_path: Path) -> None:
+    """The documented use of fileno(): a selector over several servers in one thread."""
+
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        class Named(module.StreamRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                self.wfile.write(self.server.name + self.rfile.readline())
+
+        servers = [
+            module.TCPServer(("127.0.0.1", 0), Named),
+            module.UnixStreamServer(str(directory / "second.sock"), Named),
+        ]
+        servers[0].name, servers[1].name = b"first: ", b"second: "
+        replies: list[bytes] = []
+        with selectors.DefaultSelector() as selector:
+            for server in servers:
+                selector.register(server, selectors.EVENT_READ)
+            clients = [socket.socket(server.address_family) for server in servers]
+            try:
+                for client, server in zip(clients, servers, strict=True):
+                    client.connect(server.server_address)
+                    client.sendall(b"hi\n")
+                pending = set(servers)
+                while pending:
+                    ready = selector.select(10)
+                    assert ready, "no server became readable"
+                    for key, _ in ready:
+                        key.fileobj.handle_request()  # type: ignore[union-attr]
+                        selector.unregister(key.fileobj)
+                        pending.discard(key.fileobj)
+                replies = [client.makefile("rb").readline() for client in clients]
+            finally:
+                for client in clients:
+                    client.close()
+                for server in servers:
+                    server.server_close()
+        return replies
+
+    assert both(scenario, tmp_path) == [b"first: hi\n", b"second: hi\n"]
