@@ -15,6 +15,8 @@ from typing import Any
 import trio
 from trio.lowlevel import wait_readable
 
+import trioserve
+
 from ._fixup import public
 from ._handlers import AsyncDatagramSocket, is_async_handler_class, run_async_handler
 from ._run import InFlight, Run, run_trio, serving
@@ -426,7 +428,7 @@ class BaseServer:
 
     async def _process_async(self, request: Any, client_address: Any) -> None:
         if isinstance(request, stdlib_socket.socket):
-            view: Any = trio.socket.from_stdlib_socket(request)
+            view: Any = trioserve.Connection(request, client_address)
         elif isinstance(request, tuple) and isinstance(request[1], stdlib_socket.socket):
             view = (request[0], AsyncDatagramSocket(request[1]))
         else:

@@ -86,8 +86,10 @@ class BaseRequestHandler:
     A subclass whose ``handle`` is an ``async def`` runs as a trio task in the server's
     event loop, without a thread: the constructor then only stores the attributes and
     the server awaits ``setup``/``handle``/``finish`` (``setup`` and ``finish`` may be
-    sync or async). For such handlers ``self.request`` is a :mod:`trio.socket` socket on
-    stream servers and ``(data, AsyncDatagramSocket)`` on datagram servers.
+    sync or async). For such handlers ``self.request`` is a :class:`trioserve.Connection`
+    on stream servers (the trio stream native trioserve handlers get, so a handler can
+    later move onto :func:`trioserve.serve_tcp` as it is) and
+    ``(data, AsyncDatagramSocket)`` on datagram servers.
 
     Example::
 
@@ -146,8 +148,8 @@ class StreamRequestHandler(BaseRequestHandler):
     the socket and ``disable_nagle_algorithm`` sets ``TCP_NODELAY``. Both files are
     closed by :meth:`finish`; the socket is closed by the server.
 
-    With an ``async def handle``, ``self.stream`` is a :class:`trio.SocketStream` over
-    the connection instead of the two files.
+    With an ``async def handle``, ``self.stream`` (also ``self.request``) is the
+    connection as a :class:`trioserve.Connection`, instead of the two files.
     """
 
     rbufsize = -1
@@ -158,7 +160,7 @@ class StreamRequestHandler(BaseRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         if is_async_handler_class(type(self)):
-            self.stream = trio.SocketStream(self.request)
+            self.stream = self.request
             return
         if self.timeout is not None:
             self.connection.settimeout(self.timeout)

@@ -21,6 +21,7 @@ import pytest
 import trio
 
 import adapters
+import trioserve
 
 #: Seconds a test waits for something that should happen at once, before failing.
 PATIENCE = 10
@@ -216,8 +217,8 @@ def test_thread_limiter_bounds_concurrent_handlers() -> None:
 class AsyncEcho(adapters.BaseRequestHandler):
     async def handle(self) -> None:
         self.server.handler_threads.add(threading.current_thread())
-        while data := await self.request.recv(100):
-            await self.request.send(data)
+        async for data in self.request:
+            await self.request.send_all(data)
 
 
 @pytest.mark.parametrize("server_class", [adapters.TCPServer, adapters.ThreadingTCPServer])
@@ -237,7 +238,7 @@ def test_async_handler_runs_as_a_task_in_the_loop_thread(server_class: Any, wrap
 def test_async_stream_request_handler_gets_a_trio_stream() -> None:
     class Upper(adapters.StreamRequestHandler):
         async def handle(self) -> None:
-            assert isinstance(self.stream, trio.SocketStream)
+            assert isinstance(self.stream, trioserve.Connection)
             async for data in self.stream:
                 await self.stream.send_all(data.upper())
 
