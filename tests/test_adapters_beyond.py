@@ -398,3 +398,38 @@ def test_mixins_mix_with_stdlib_classes_during_a_migration(bases: Any) -> None:
         server.shutdown()
         thread.join(PATIENCE)
         server.server_close()
+
+
+async def upper_body(conn: trioserve.Connection) -> None:
+    """A handler body written once, run by adapters and by trioserve alike."""
+    async for data in conn:
+        await conn.send_all(data.upper())
+
+
+async def test_an_async_handler_body_moves_onto_trioserve_unchanged() -> None:
+    class Upper(adapters.BaseRequestHandler):
+        async def handle(self) -> None:
+            await upper_body(self.request)
+
+    async def ask(host: str, port: int) -> bytes:
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(b"same body")
+            await stream.send_eof()
+            reply = b""
+            while chunk := await stream.receive_some():
+                reply += chunk
+            return reply
+
+    server = adapters.ThreadingTCPServer(("127.0.0.1", 0), Upper)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        listeners = await nursery.start(
+            functools.partial(trioserve.serve_tcp, upper_body, 0, host="127.0.0.1")
+        )
+        from_adapters = await ask(*server.server_address)
+        from_trioserve = await ask("127.0.0.1", listeners[0].socket.getsockname()[1])
+        server.shutdown()
+        nursery.cancel_scope.cancel()
+    server.server_close()
+    assert from_adapters == from_trioserve == b"SAME BODY"
