@@ -19,8 +19,8 @@ serve: $(STAMP)
 
 ## test: linters, type checks, then the whole test suite
 test: $(STAMP)
-	$(BIN)/ruff check trioserve adapters tests examples benchmarks
-	$(BIN)/ruff format --check trioserve adapters tests examples benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -38,7 +38,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	touch $(BENCH_STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check trioserve adapters tests examples benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 clean:

@@ -78,6 +78,8 @@ class Connection(trio.abc.HalfCloseableStream):
     """
 
     __slots__ = (
+        "_drained",
+        "_eof_sent",
         "_idle",
         "_local_address",
         "_raw",
@@ -100,6 +102,8 @@ class Connection(trio.abc.HalfCloseableStream):
         self._idle: IdleWatch | None = None
         self._sending = False
         self._receiving = False
+        self._eof_sent = False
+        self._drained = False
 
     @classmethod
     def from_trio_socket(
@@ -131,6 +135,16 @@ class Connection(trio.abc.HalfCloseableStream):
             self._local_address = self._raw.getsockname()
         return self._local_address
 
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """Set a socket option, as :meth:`trio.SocketStream.setsockopt` does."""
+        self._raw.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int, buffersize: int = 0) -> int | bytes:
+        """Read a socket option, as :meth:`trio.SocketStream.getsockopt` does."""
+        if buffersize:
+            return self._raw.getsockopt(level, option, buffersize)
+        return self._raw.getsockopt(level, option)
+
     def watch_idle(self, watch: IdleWatch | None) -> None:
         """Apply an idle timeout to every later receive (the server calls this)."""
         self._idle = watch
@@ -153,6 +167,8 @@ class Connection(trio.abc.HalfCloseableStream):
         try:
             await checkpoint_if_cancelled()
             self._check_open()
+            if self._eof_sent:
+                raise trio.ClosedResourceError("cannot send after send_eof()")
             sock = self._raw
             waited = False
             try:
@@ -169,6 +185,8 @@ class Connection(trio.abc.HalfCloseableStream):
                             await wait_writable(sock)
             if not waited:
                 await cancel_shielded_checkpoint()
+            # Other tasks ran meanwhile: an answer to what we sent may be waiting now.
+            self._drained = False
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
@@ -188,14 +206,16 @@ class Connection(trio.abc.HalfCloseableStream):
             self._sending = False
 
     async def send_eof(self) -> None:
-        """Shut down the sending half (``SHUT_WR``); receiving goes on."""
+        """Shut down the sending half (``SHUT_WR``); receiving goes on. Idempotent."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this connection")
         self._sending = True
         try:
             await checkpoint()
             self._check_open()
-            self._raw.shutdown(stdlib_socket.SHUT_WR)
+            if not self._eof_sent:
+                self._raw.shutdown(stdlib_socket.SHUT_WR)
+                self._eof_sent = True
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
@@ -214,33 +234,41 @@ class Connection(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is already receiving on this connection")
         self._receiving = True
         try:
-            await checkpoint_if_cancelled()
             self._check_open()
             sock = self._raw
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                pass
+            if self._drained:
+                # The last receive emptied the kernel's buffer, so a recv() now would
+                # almost surely fail with EAGAIN: wait for the socket to be readable.
+                data = await self._receive_when_readable(sock, max_bytes)
             else:
-                await cancel_shielded_checkpoint()
-                return data
-            idle = self._idle
-            if idle is not None:
-                idle.arm()
-            try:
-                while True:
-                    await wait_readable(sock)
-                    try:
-                        return sock.recv(max_bytes)
-                    except BlockingIOError:
-                        pass
-            finally:
-                if idle is not None:
-                    idle.disarm()
+                await checkpoint_if_cancelled()
+                try:
+                    data = sock.recv(max_bytes)
+                except BlockingIOError:
+                    data = await self._receive_when_readable(sock, max_bytes)
+                else:
+                    await cancel_shielded_checkpoint()
+            self._drained = len(data) < max_bytes
+            return data
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
             self._receiving = False
+
+    async def _receive_when_readable(self, sock: stdlib_socket.socket, max_bytes: int) -> bytes:
+        idle = self._idle
+        if idle is not None:
+            idle.arm()
+        try:
+            while True:
+                await wait_readable(sock)
+                try:
+                    return sock.recv(max_bytes)
+                except BlockingIOError:
+                    pass
+        finally:
+            if idle is not None:
+                idle.disarm()
 
     async def aclose(self) -> None:
         """Close the connection at once (no lingering); waiting tasks get ClosedResourceError."""

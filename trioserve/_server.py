@@ -1,4 +1,4 @@
-"""`Server`: accepting, running handlers in nurseries, and shutting down."""
+"""`Server`: accepting and receiving, running handlers in nurseries, and shutting down."""
 
 from __future__ import annotations
 
@@ -7,24 +7,33 @@ import errno
 import os
 import socket as stdlib_socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 import trio
 from trio.lowlevel import checkpoint, notify_closing, wait_readable
 
 from ._connection import Connection, IdleWatch
-from ._handlers import LOGGER, Handler, check_handler, describe_peer, split_handler_error
+from ._datagram import DEFAULT_RECEIVE_SIZE, Datagram, DatagramSocket, check_receive_size
+from ._handlers import (
+    LOGGER,
+    PEER_GONE_ERRORS,
+    Handler,
+    check_handler,
+    describe_peer,
+    split_handler_error,
+)
 from ._listeners import (
     check_backlog,
     check_host,
     check_port,
     open_tcp_sockets,
+    open_udp_sockets,
     open_unix_socket,
 )
 from ._options import DEFAULT_GRACE_PERIOD, ServerOptions
 from ._stats import Counters, ServerStats
-from ._unix import SocketFile, check_mode, check_unix_path
+from ._unix import SocketFile, bind_unix_socket, check_mode, check_unix_path
 
 #: accept() errors that mean the system is out of descriptors or memory: back off.
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -47,6 +56,8 @@ ACCEPT_IGNORABLE_ERRNOS = frozenset(
     if hasattr(errno, name)
 )
 
+ACCEPT_SURVIVABLE_ERRNOS = ACCEPT_CAPACITY_ERRNOS | ACCEPT_IGNORABLE_ERRNOS
+
 #: First wait after accept() ran out of descriptors or memory. The wait ends early when
 #: one of this server's connections closes (freeing a descriptor), and doubles on each
 #: failure in a row up to ACCEPT_BACKOFF_MAX, so an exhausted server neither spins nor
@@ -57,6 +68,9 @@ ACCEPT_BACKOFF_MAX = 1.0
 #: Connections accepted in a row without waiting before the accept loop yields to
 #: other tasks (a checkpoint per accept would halve accept throughput under load).
 ACCEPT_BURST = 16
+
+#: What a handler is given: a stream (usually a Connection) or a Datagram.
+_Request: TypeAlias = trio.abc.AsyncResource | Datagram
 
 _current_server: contextvars.ContextVar[Server] = contextvars.ContextVar("trioserve.server")
 
@@ -74,20 +88,42 @@ def current_server() -> Server:
 
 
 class _Endpoint:
-    """One listening thing a serve_* call accepts on."""
-
-    listener: trio.abc.Listener[Any]
+    """One thing a serve_* call takes work from: a listener, or a datagram socket."""
 
     def close_now(self) -> None:
         """Stop accepting at once, where that can be done synchronously."""
 
+    def reported(self) -> object:
+        """What ``task_status.started()`` lists for this endpoint."""
+        raise NotImplementedError
+
     async def aclose(self) -> None:
-        self.close_now()
+        """Close it for good (its handlers are done); return at once if cancelled."""
+        raise NotImplementedError
+
+
+class _ListeningEndpoint(_Endpoint):
+    listener: trio.abc.Listener[Any]
+
+    def reported(self) -> object:
+        return self.listener
+
+    async def aclose(self) -> None:
         await trio.aclose_forcefully(self.listener)
 
 
+async def _close_endpoints(endpoints: Sequence[_Endpoint]) -> None:
+    for endpoint in endpoints:
+        endpoint.close_now()
+    # Each aclose returns at once when cancelled; the shield only makes sure every
+    # endpoint gets closed during a hard stop, not just the first one.
+    with trio.CancelScope(shield=True):
+        for endpoint in endpoints:
+            await endpoint.aclose()
+
+
 @attrs.define(eq=False)
-class _SocketEndpoint(_Endpoint):
+class _SocketEndpoint(_ListeningEndpoint):
     """A listening socket this server opened: accepted on directly, without trio's wrappers."""
 
     sock: stdlib_socket.socket
@@ -104,7 +140,7 @@ class _SocketEndpoint(_Endpoint):
 
 
 @attrs.define(eq=False)
-class _ListenerEndpoint(_Endpoint):
+class _ListenerEndpoint(_ListeningEndpoint):
     """A trio listener the caller passed to serve_listeners."""
 
     listener: trio.abc.Listener[Any]
@@ -121,6 +157,23 @@ class _ListenerEndpoint(_Endpoint):
             return Connection.from_trio_socket(sock, address)
         stream: trio.abc.AsyncResource = await self.listener.accept()
         return stream
+
+
+@attrs.define(eq=False)
+class _DatagramEndpoint(_Endpoint):
+    """A datagram socket: it stays open after serving stops, until its handlers are done."""
+
+    socket: DatagramSocket
+
+    def close_now(self) -> None:
+        self.socket.stop_receiving()
+
+    def reported(self) -> object:
+        return self.socket.trio_socket
+
+    async def aclose(self) -> None:
+        self.socket.close()
+        await checkpoint()
 
 
 @attrs.define(eq=False)
@@ -150,6 +203,11 @@ class _ServeRun:
             self.drained.set()
 
 
+def _check_handler_nursery(handler_nursery: object) -> None:
+    if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
+        raise TypeError(f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}")
+
+
 class Server:
     """A socket server: one handler, its options, counters, and a graceful shutdown.
 
@@ -162,9 +220,11 @@ class Server:
             :class:`Connection`, or the listener's own stream type for listeners that
             are not socket listeners); ``async def handler(datagram)`` for datagrams.
         max_connections: At most this many handlers at once; at the limit the server
-            stops accepting until one finishes (``None``: unlimited).
+            stops accepting (or reading datagrams) until one finishes (``None``:
+            unlimited).
         idle_timeout: Seconds a connection may wait for bytes from the peer before its
-            handler is cancelled and the connection closed (``None``: no limit).
+            handler is cancelled and the connection closed (``None``: no limit). It
+            does not apply to datagram handlers: use ``handler_timeout``.
         handler_timeout: Seconds a handler may run in all (``None``: no limit).
         grace_period: Seconds handlers may go on after :meth:`shutdown` before they are
             cancelled (``math.inf``: as long as they need).
@@ -269,6 +329,7 @@ class Server:
         port = check_port(port)
         host = check_host(host)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sockets = await open_tcp_sockets(port, host, backlog_value)
         endpoints = [
             _SocketEndpoint(
@@ -298,10 +359,93 @@ class Server:
         fspath = check_unix_path(path)
         mode = check_mode(mode)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sock, socket_file = open_unix_socket(fspath, backlog_value, mode)
         endpoint = _SocketEndpoint(
             sock, trio.SocketListener(trio.socket.from_stdlib_socket(sock)), socket_file
         )
+        await self._serve([endpoint], handler_nursery, task_status)
+
+    async def serve_udp(
+        self,
+        port: int,
+        *,
+        host: str | bytes | None = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve UDP on ``port`` (0 picks a free one) at every address of ``host``.
+
+        Every datagram runs ``handler(datagram)`` (a :class:`Datagram`) in a task of its
+        own. At ``max_connections`` running handlers the server stops reading, so the
+        kernel's receive buffer holds (or, when full, drops) what comes next; no queue
+        grows in memory. A datagram larger than ``receive_size`` is dropped, logged and
+        counted in ``stats.dropped``, never handed over cut short. ``idle_timeout``
+        does not apply to datagrams.
+
+        On :meth:`shutdown` the server stops reading at once (datagrams that arrive
+        later are never handled) and keeps the sockets open until its handlers are done,
+        so they can still reply. The sockets are closed on every path.
+
+        Args:
+            port: The port; 0 lets the kernel choose (all addresses then share one).
+            host: Where to bind; ``None`` means every interface, IPv4 and IPv6.
+            receive_size: The largest datagram accepted, in bytes (each receive asks the
+                kernel for this much memory, so keep it near what clients send).
+            handler_nursery: Run handlers there instead of in a nursery of our own.
+            task_status: Given the list of bound trio sockets once they receive.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid.
+            OSError: Binding failed (e.g. the port is taken); nothing is left open.
+
+        Example::
+
+            async def handler(datagram: trioserve.Datagram) -> None:
+                await datagram.reply(datagram.data)
+
+            server = trioserve.Server(handler, max_connections=100)
+            async with trio.open_nursery() as nursery:
+                sockets = await nursery.start(server.serve_udp, 0)
+                port = sockets[0].getsockname()[1]
+        """
+        port = check_port(port)
+        host = check_host(host)
+        size = check_receive_size(receive_size)
+        _check_handler_nursery(handler_nursery)
+        sockets = await open_udp_sockets(port, host)
+        endpoints = [
+            _DatagramEndpoint(DatagramSocket(sock, size, self._counters)) for sock in sockets
+        ]
+        await self._serve(endpoints, handler_nursery, task_status)
+
+    async def serve_unix_datagram(
+        self,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        *,
+        mode: int | None = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve a Unix datagram socket at ``path``, a task per datagram.
+
+        Datagrams are handled as :meth:`serve_udp` handles them. A reply goes to the
+        path the sender's socket is bound to; :meth:`Datagram.reply` raises
+        :class:`NoReplyAddressError` for a sender bound to none. The socket file is
+        treated as :meth:`serve_unix` treats it: a stale one is replaced, a live one
+        raises :class:`AddressInUseError`, a path that is not a socket raises
+        :class:`NotASocketError` and is left alone; ``mode`` is applied at once; the
+        file is removed when serving stops (on :meth:`shutdown`, before the grace
+        period, so no new sender finds it).
+        """
+        fspath = check_unix_path(path)
+        mode = check_mode(mode)
+        size = check_receive_size(receive_size)
+        _check_handler_nursery(handler_nursery)
+        sock, socket_file = bind_unix_socket(fspath, stdlib_socket.SOCK_DGRAM, mode=mode)
+        endpoint = _DatagramEndpoint(DatagramSocket(sock, size, self._counters, socket_file))
         await self._serve([endpoint], handler_nursery, task_status)
 
     async def serve_listeners(
@@ -317,53 +461,44 @@ class Server:
         :class:`Connection`; other listeners' streams are passed as they are. The
         listeners are closed when serving stops, as :func:`trio.serve_listeners` does.
         """
-        if isinstance(listeners, trio.abc.Listener) or not isinstance(listeners, Sequence):
+        if isinstance(listeners, (str, bytes, trio.abc.Listener)) or not isinstance(
+            listeners, Sequence
+        ):
             raise TypeError(f"listeners must be a list of trio listeners, not {listeners!r}")
         for listener in listeners:
             if not isinstance(listener, trio.abc.Listener):
                 raise TypeError(f"expected a trio.abc.Listener, got {listener!r}")
+        _check_handler_nursery(handler_nursery)
         endpoints = [_ListenerEndpoint(listener) for listener in listeners]
-        await self._serve(endpoints, handler_nursery, task_status, started=list(listeners))
+        await self._serve(endpoints, handler_nursery, task_status)
 
     async def _serve(
         self,
         endpoints: Sequence[_Endpoint],
         handler_nursery: trio.Nursery | None,
         task_status: trio.TaskStatus[Any],
-        *,
-        started: Any = None,
     ) -> None:
-        if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
-            raise TypeError(
-                f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}"
-            )
-        if started is None:
-            started = [endpoint.listener for endpoint in endpoints]
+        started = [endpoint.reported() for endpoint in endpoints]
         run = _ServeRun(endpoints, external_nursery=handler_nursery is not None)
         server_token = _current_server.set(self)
         self._runs.add(run)
         try:
             if self._shutdown_requested:
-                run.stop_accepting()
                 task_status.started(started)
                 return
             async with trio.open_nursery() as own_handlers:
                 handlers = own_handlers if handler_nursery is None else handler_nursery
-                try:
-                    with run.accept_scope:
-                        async with trio.open_nursery() as accepting:
-                            for endpoint in endpoints:
-                                accepting.start_soon(self._accept_loop, run, endpoint, handlers)
-                            task_status.started(started)
-                finally:
-                    for endpoint in endpoints:
-                        await endpoint.aclose()
+                with run.accept_scope:
+                    async with trio.open_nursery() as accepting:
+                        for endpoint in endpoints:
+                            accepting.start_soon(self._accept_loop, run, endpoint, handlers)
+                        task_status.started(started)
+                run.stop_accepting()
                 await self._drain(run, own_handlers)
         finally:
             self._runs.discard(run)
-            for endpoint in endpoints:
-                endpoint.close_now()
             _current_server.reset(server_token)
+            await _close_endpoints(endpoints)
 
     async def _drain(self, run: _ServeRun, own_handlers: trio.Nursery) -> None:
         """Give running handlers the grace period, then cancel the ones left."""
@@ -389,6 +524,8 @@ class Server:
         try:
             if isinstance(endpoint, _SocketEndpoint):
                 await self._accept_sockets(run, endpoint, handlers)
+            elif isinstance(endpoint, _DatagramEndpoint):
+                await self._receive_datagrams(run, endpoint.socket, handlers)
             else:
                 assert isinstance(endpoint, _ListenerEndpoint)
                 await self._accept_streams(run, endpoint, handlers)
@@ -422,9 +559,7 @@ class Server:
                         await wait_readable(listen_sock)
                         burst = 0
                     except OSError as exc:
-                        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
-                            continue
-                        if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        if exc.errno not in ACCEPT_SURVIVABLE_ERRNOS:
                             raise
                         backoff = await self._back_off(exc, backoff)
                         burst = 0
@@ -456,9 +591,7 @@ class Server:
                         stream = await endpoint.accept()
                         break
                     except OSError as exc:
-                        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
-                            continue
-                        if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        if exc.errno not in ACCEPT_SURVIVABLE_ERRNOS:
                             raise
                         backoff = await self._back_off(exc, backoff)
             except BaseException:
@@ -468,8 +601,33 @@ class Server:
             backoff = ACCEPT_BACKOFF_MIN
             self._start_handler(run, handlers, stream)
 
+    async def _receive_datagrams(
+        self, run: _ServeRun, sock: DatagramSocket, handlers: trio.Nursery
+    ) -> None:
+        """The receive loop: a slot, then a datagram, then a handler task for it."""
+        slots = self._slots
+        while True:
+            if slots is not None:
+                try:
+                    slots.acquire_nowait()  # acquire() would yield on every datagram
+                except trio.WouldBlock:
+                    await slots.acquire()
+            try:
+                datagram = await sock.receive()
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
+            self._start_handler(run, handlers, datagram)
+
     async def _back_off(self, exc: OSError, delay: float) -> float:
-        """Wait after accept ran out of a resource; return the next delay."""
+        """Get over a failed accept; return the next delay to wait if it fails again.
+
+        A connection that died in the backlog is skipped at once. Running out of
+        descriptors or memory waits ``delay``, or until one of our connections closes.
+        """
+        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
+            return delay
         self._counters.accept_errors += 1
         assert exc.errno is not None
         LOGGER.warning(
@@ -484,11 +642,12 @@ class Server:
             await self._descriptor_freed.wait()
         return min(delay * 2, ACCEPT_BACKOFF_MAX)
 
-    def _start_handler(
-        self, run: _ServeRun, handlers: trio.Nursery, stream: trio.abc.AsyncResource
-    ) -> None:
+    def _start_handler(self, run: _ServeRun, handlers: trio.Nursery, stream: _Request) -> None:
         counters = self._counters
-        counters.accepted += 1
+        if isinstance(stream, Datagram):
+            counters.received += 1
+        else:
+            counters.accepted += 1
         counters.active += 1
         run.active += 1
         scope: trio.CancelScope | None = None
@@ -516,7 +675,7 @@ class Server:
         self._descriptor_freed.set()
 
     async def _run_handler(
-        self, run: _ServeRun, stream: trio.abc.AsyncResource, scope: trio.CancelScope | None
+        self, run: _ServeRun, stream: _Request, scope: trio.CancelScope | None
     ) -> None:
         try:
             if scope is None:
@@ -533,20 +692,33 @@ class Server:
             self._counters.cancelled += 1
             raise
         finally:
-            await trio.aclose_forcefully(stream)
-            self._handler_done(run, scope)
+            try:
+                if isinstance(stream, Connection):
+                    stream.close()
+                elif not isinstance(stream, Datagram):
+                    await trio.aclose_forcefully(stream)  # re-raises an outer Cancelled
+            finally:
+                self._handler_done(run, scope)
 
-    async def _call_handler(self, stream: trio.abc.AsyncResource) -> None:
+    async def _call_handler(self, stream: _Request) -> None:
         """Run the handler; log and count what it raises, let cancellation through."""
         try:
             await self.handler(stream)
         except BaseException as exc:
             failure, rest = split_handler_error(exc)
-            if failure is not None:
+            if isinstance(failure, PEER_GONE_ERRORS):
+                self._counters.disconnected += 1
+                LOGGER.info(
+                    "connection from %s broken: %s",
+                    describe_peer(getattr(stream, "remote_address", None)),
+                    failure,
+                )
+            elif failure is not None:
                 self._counters.failed += 1
                 LOGGER.error(
-                    "handler %r failed on a connection from %s",
+                    "handler %r failed on %s from %s",
                     self.handler,
+                    "a datagram" if isinstance(stream, Datagram) else "a connection",
                     describe_peer(getattr(stream, "remote_address", None)),
                     exc_info=failure,
                 )
@@ -557,13 +729,17 @@ class Server:
         else:
             self._counters.completed += 1
 
-    def _note_stopped(
-        self, run: _ServeRun, stream: trio.abc.AsyncResource, scope: trio.CancelScope
-    ) -> None:
+    def _note_stopped(self, run: _ServeRun, stream: _Request, scope: trio.CancelScope) -> None:
         if run.grace_over:
             self._counters.cancelled += 1
             return
         self._counters.timed_out += 1
+        if isinstance(stream, Datagram):
+            LOGGER.info(
+                "handler for a datagram from %s cancelled: handler_timeout expired",
+                describe_peer(stream.remote_address),
+            )
+            return
         # An idle watch puts the handler's own deadline back after every receive.
         which = "handler_timeout" if trio.current_time() >= scope.deadline else "idle_timeout"
         LOGGER.info(
