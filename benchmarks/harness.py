@@ -266,6 +266,14 @@ def run_load(command: Sequence[str], seconds: float) -> subprocess.CompletedProc
 # --- measurements ------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    # After the command name: state is field 3 of proc(5), utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_wrk(server: ServerProcess, settings: Settings, *, close: bool) -> Measurement:
     command = [
         "wrk",
@@ -278,12 +286,17 @@ def measure_wrk(server: ServerProcess, settings: Settings, *, close: bool) -> Me
     if close:
         command.extend(["-H", "Connection: close"])
     command.append(f"http://{HOST}:{server.port}/")
+    cpu_before = cpu_seconds(server.process.pid)
     done = run_load(command, settings.duration)
+    cpu = cpu_seconds(server.process.pid) - cpu_before
     try:
         result = parse_wrk(done.stdout)
     except ValueError as exc:
         raise Failed(f"wrk: {exc}; {done.stderr.strip()[-200:]}") from None
-    return Measurement(result.requests_per_second, {"errors": float(result.errors)})
+    extras = {"errors": float(result.errors)}
+    if cpu > 0:
+        extras["per_cpu_second"] = result.requests / cpu
+    return Measurement(result.requests_per_second, extras)
 
 
 def measure_udp(server: ServerProcess, settings: Settings) -> Measurement:
@@ -295,14 +308,19 @@ def measure_udp(server: ServerProcess, settings: Settings) -> Measurement:
         str(UDP_WINDOW),
         str(UDP_TIMEOUT_MS),
     ]
+    cpu_before = cpu_seconds(server.process.pid)
     done = run_load(command, settings.duration)
+    cpu = cpu_seconds(server.process.pid) - cpu_before
     if done.returncode != 0:
         raise Failed(f"udpload exited with {done.returncode}: {(done.stdout + done.stderr)[-200:]}")
     try:
         figures = parse_key_values(done.stdout)
     except ValueError as exc:
         raise Failed(f"udpload: {exc}") from None
-    return Measurement(figures["rate"], {"lost": figures["lost"], "late": figures["late"]})
+    extras = {"lost": figures["lost"], "late": figures["late"]}
+    if cpu > 0:
+        extras["per_cpu_second"] = figures["received"] / cpu
+    return Measurement(figures["rate"], extras)
 
 
 def rss_bytes(pid: int) -> int:
@@ -445,6 +463,8 @@ def make_plans(settings: Settings, *, udp_reason: str | None) -> list[Plan]:
     ) -> Plan:
         series = [Series(c.label, baseline=c.baseline) for c in contenders]
         comparison = Comparison(number, title, unit, setup, series, higher_is_better, list(targets))
+        if measure in (keepalive, close, measure_udp):
+            comparison.secondary = ("per_cpu_second", f"{unit.split('/')[0]} per server CPU-s")
         return Plan(key, comparison, contenders, measure, rounds, requires)
 
     trio_base = "trio.serve_tcp"
@@ -681,8 +701,11 @@ def preamble(settings: Settings, started: datetime, elapsed: float) -> str:
             "Each row starts every contender as its own server process on 127.0.0.1 and runs "
             "them in alternation (A B C, then C B A, ...), one fresh process per round. The "
             "figure is the median over rounds; a ratio is the median of the per-round ratios "
-            "of two contenders measured side by side. The machine is small and may be shared, "
-            "so read the ratios, not the absolute figures. ![chart](chart.png)",
+            "of two contenders measured side by side. Throughput rows also show the work done "
+            "per CPU-second of the server process (all its threads), with its paired ratio in "
+            "brackets: steadier than rates per second when other jobs share the machine. The "
+            "machine is small and may be shared, so read the ratios, not the absolute figures. "
+            "![chart](chart.png)",
         ]
     )
 

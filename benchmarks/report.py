@@ -82,6 +82,8 @@ class Comparison:
     series: list[Series]
     higher_is_better: bool = True
     targets: list[Target] = field(default_factory=list)
+    #: An extra shown in a column of its own, with its paired ratio: (metric, heading).
+    secondary: tuple[str, str] | None = None
 
     def get(self, label: str) -> Series:
         for series in self.series:
@@ -96,18 +98,19 @@ def median(values: Iterable[float]) -> float | None:
     return statistics.median(items) if items else None
 
 
-def paired_ratios(series: Series, baseline: Series) -> list[float]:
-    """series/baseline for every round in which both have a (non-zero baseline) figure."""
-    return [
-        value / baseline.values[number]
-        for number, value in sorted(series.values.items())
-        if baseline.values.get(number)
-    ]
+def paired_ratios(series: Series, baseline: Series, metric: str | None = None) -> list[float]:
+    """series/baseline for every round in which both have a (non-zero baseline) figure.
+
+    ``metric`` names one of the extras instead of the main figure.
+    """
+    mine = series.values if metric is None else series.extras.get(metric, {})
+    theirs = baseline.values if metric is None else baseline.extras.get(metric, {})
+    return [value / theirs[number] for number, value in sorted(mine.items()) if theirs.get(number)]
 
 
-def ratio(series: Series, baseline: Series) -> float | None:
+def ratio(series: Series, baseline: Series, metric: str | None = None) -> float | None:
     """The median of the per-round ratios: rounds run side by side share the noise."""
-    return median(paired_ratios(series, baseline))
+    return median(paired_ratios(series, baseline, metric))
 
 
 def format_value(value: float, unit: str) -> str:
@@ -167,6 +170,18 @@ def _met(met: bool | None) -> str:
     return {True: "yes", False: "**no**", None: "n/a"}[met]
 
 
+def _secondary_cell(comparison: Comparison, series: Series, metric: str) -> str:
+    figure = median(series.extras.get(metric, {}).values())
+    if figure is None:
+        return "n/a"
+    text = format_value(figure, comparison.unit)
+    if series.baseline is not None:
+        value = ratio(series, comparison.get(series.baseline), metric)
+        if value is not None:
+            text += f" ({format_ratio(value)})"
+    return text
+
+
 def comparison_markdown(comparison: Comparison) -> str:
     """A section for one comparison: median, spread and ratio per contender, then targets."""
     unit = comparison.unit
@@ -176,7 +191,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     for series in comparison.series:
         status = series.status()
         if status is not None:
-            rows.append([series.label, status, "", ""])
+            rows.append([series.label, status, "", "", *([""] if comparison.secondary else [])])
             continue
         middle = series.median
         assert middle is not None
@@ -190,13 +205,25 @@ def comparison_markdown(comparison: Comparison) -> str:
             relative = "(baseline)"
         notes = "; ".join(dict.fromkeys(series.notes))
         label = f"{series.label} ({notes})" if notes else series.label
-        rows.append([label, f"{format_value(middle, unit)} {unit}", spread, relative])
+        row = [label, f"{format_value(middle, unit)} {unit}", spread, relative]
+        if comparison.secondary is not None:
+            row.append(_secondary_cell(comparison, series, comparison.secondary[0]))
+        rows.append(row)
     lines = [
         f"### {comparison.number}. {comparison.title}",
         "",
         f"{comparison.setup}; {better} is better.",
         "",
-        *_table(["contender", "median", "min - max", "ratio (median of paired rounds)"], rows),
+        *_table(
+            [
+                "contender",
+                "median",
+                "min - max",
+                "ratio (median of paired rounds)",
+                *([comparison.secondary[1]] if comparison.secondary else []),
+            ],
+            rows,
+        ),
     ]
     if comparison.targets:
         lines.append("")

@@ -159,3 +159,14 @@ def test_summarize_collapsed_profile() -> None:
     assert " 100.0%  main" in text
     assert "  90.0%  serve" in text
     assert summarize_collapsed("", title="empty") == "empty: no samples"
+
+
+def test_secondary_column_shows_the_extra_and_its_paired_ratio() -> None:
+    table = comparison()
+    table.secondary = ("per_cpu_second", "req per server CPU-s")
+    table.get("trioserve").extras["per_cpu_second"] = {0: 40_000.0, 1: 44_000.0}
+    table.get("trio").extras["per_cpu_second"] = {0: 20_000.0, 1: 20_000.0}
+    text = comparison_markdown(table)
+    assert "| req per server CPU-s |" in text
+    assert "| 1.52x vs trio | 42,000 (2.10x) |" in text
+    assert "| (baseline) | 20,000 |" in text
