@@ -1,0 +1,66 @@
+"""The pytest plugin trioserve installs (entry point ``pytest11``, name ``trioserve``).
+
+Fixtures:
+
+``trioserve_server``
+    (async, for trio tests run by pytest-trio) ``await trioserve_server(handler, **kw)``
+    enters :func:`~trioserve.testing.open_test_server` with the same arguments and returns
+    the :class:`~trioserve.testing.TestServer`. ``kind="memory"`` gives in-memory
+    connections for handler unit tests without sockets.
+``trioserve_thread_server``
+    (sync) ``trioserve_thread_server(target, **kw)`` enters
+    :func:`~trioserve.testing.serve_in_thread` and returns the
+    :class:`~trioserve.testing.ThreadedTestServer`.
+
+Every server a fixture started is stopped when the test ends, newest first, and a handler
+error fails the test then. The plugin only adds these fixtures (no hooks, nothing autouse),
+so it costs nothing to suites that do not use them; ``-p no:trioserve`` turns it off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import AsyncExitStack, ExitStack
+from typing import Any, Protocol
+
+import pytest
+
+from .._handlers import Handler
+from ._open import TestServer, open_test_server
+from ._thread import SocketServerLike, ThreadedTestServer, serve_in_thread
+
+
+class StartTestServer(Protocol):
+    """The ``trioserve_server`` fixture: takes :func:`open_test_server`'s arguments."""
+
+    def __call__(self, handler: Handler, /, **options: Any) -> Awaitable[TestServer]: ...
+
+
+class StartThreadedTestServer(Protocol):
+    """The ``trioserve_thread_server`` fixture: takes :func:`serve_in_thread`'s arguments."""
+
+    def __call__(
+        self, target: Handler | SocketServerLike, /, **options: Any
+    ) -> ThreadedTestServer: ...
+
+
+@pytest.fixture
+async def trioserve_server() -> AsyncIterator[StartTestServer]:
+    """Start test servers in a trio test; all of them stop when the test ends."""
+    async with AsyncExitStack() as servers:
+
+        async def start(handler: Handler, /, **options: Any) -> TestServer:
+            return await servers.enter_async_context(open_test_server(handler, **options))
+
+        yield start
+
+
+@pytest.fixture
+def trioserve_thread_server() -> Iterator[StartThreadedTestServer]:
+    """Start servers in background threads; all of them stop when the test ends."""
+    with ExitStack() as servers:
+
+        def start(target: Handler | SocketServerLike, /, **options: Any) -> ThreadedTestServer:
+            return servers.enter_context(serve_in_thread(target, **options))
+
+        yield start
