@@ -24,6 +24,7 @@ from contextlib import AsyncExitStack, ExitStack
 from typing import Any, Protocol
 
 import pytest
+import trio
 
 from .._handlers import Handler
 from ._open import TestServer, open_test_server
@@ -44,15 +45,53 @@ class StartThreadedTestServer(Protocol):
     ) -> ThreadedTestServer: ...
 
 
+#: A request to the task that keeps the servers: what to start, and where to answer.
+_Request = tuple[Handler, dict[str, Any], "trio.MemorySendChannel[TestServer | Exception]"]
+
+
+async def _keep_servers(
+    requests: trio.MemoryReceiveChannel[_Request], failures: list[Exception]
+) -> None:
+    """Enter and, at the end, exit every test server in this one task.
+
+    A server's context holds a nursery, which must be opened and closed by the same
+    task: the test's task cannot open it, since the fixture's task closes it.
+    """
+    try:
+        async with AsyncExitStack() as servers:
+            async for handler, options, reply in requests:
+                try:
+                    started = await servers.enter_async_context(
+                        open_test_server(handler, **options)
+                    )
+                except Exception as exc:
+                    reply.send_nowait(exc)
+                else:
+                    reply.send_nowait(started)
+    except Exception as exc:
+        failures.append(exc)
+
+
 @pytest.fixture
 async def trioserve_server() -> AsyncIterator[StartTestServer]:
     """Start test servers in a trio test; all of them stop when the test ends."""
-    async with AsyncExitStack() as servers:
+    send_request, receive_requests = trio.open_memory_channel[_Request](0)
+    failures: list[Exception] = []
 
-        async def start(handler: Handler, /, **options: Any) -> TestServer:
-            return await servers.enter_async_context(open_test_server(handler, **options))
+    async def start(handler: Handler, /, **options: Any) -> TestServer:
+        send_reply, receive_reply = trio.open_memory_channel[TestServer | Exception](1)
+        await send_request.send((handler, options, send_reply))
+        started = await receive_reply.receive()
+        if isinstance(started, Exception):
+            raise started
+        return started
 
-        yield start
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_keep_servers, receive_requests, failures)
+        with send_request:
+            yield start
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
