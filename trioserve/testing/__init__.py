@@ -15,8 +15,10 @@ from ._kinds import Address as Address
 from ._kinds import Kind as Kind
 from ._memory import MemoryListener as MemoryListener
 from ._memory import MemoryStream as MemoryStream
+from ._open import StartTestServer as StartTestServer
 from ._open import TestServer as TestServer
 from ._open import open_test_server as open_test_server
+from ._thread import StartThreadedTestServer as StartThreadedTestServer
 from ._thread import ThreadedTestServer as ThreadedTestServer
 from ._thread import serve_in_thread as serve_in_thread
 
@@ -25,6 +27,8 @@ __all__ = [
     "Kind",
     "MemoryListener",
     "MemoryStream",
+    "StartTestServer",
+    "StartThreadedTestServer",
     "TestServer",
     "ThreadedTestServer",
     "open_test_server",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import socket as stdlib_socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import attrs
 import trio
@@ -220,7 +220,8 @@ async def open_test_server(
     127.0.0.1) for tcp and udp, at a socket in a fresh temporary directory for the Unix
     kinds (or at ``path``), or on an in-memory listener for ``kind="memory"``, whose
     connections are :func:`trio.testing.memory_stream_pair` streams (no sockets, so
-    the autojump clock runs freely).
+    the autojump clock runs freely; ``idle_timeout`` watches socket connections only,
+    ``handler_timeout`` applies to both).
 
     When the block exits, normally or by an exception, the server shuts down
     gracefully: handlers get ``grace_period`` seconds, then they are cancelled. Client
@@ -328,3 +329,9 @@ def _note_failures(exc: BaseException, failures: list[Exception]) -> None:
     """Mention handler errors on an exception that takes precedence over them."""
     if failures and sys.version_info >= (3, 11):
         exc.add_note(f"the test server's handlers failed too: {failures!r}")
+
+
+class StartTestServer(Protocol):
+    """The ``trioserve_server`` fixture: takes :func:`open_test_server`'s arguments."""
+
+    def __call__(self, handler: Handler, /, **options: Any) -> Awaitable[TestServer]: ...

@@ -19,31 +19,16 @@ so it costs nothing to suites that do not use them; ``-p no:trioserve`` turns it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 import trio
 
 from .._handlers import Handler
-from ._open import TestServer, open_test_server
-from ._thread import SocketServerLike, ThreadedTestServer, serve_in_thread
-
-
-class StartTestServer(Protocol):
-    """The ``trioserve_server`` fixture: takes :func:`open_test_server`'s arguments."""
-
-    def __call__(self, handler: Handler, /, **options: Any) -> Awaitable[TestServer]: ...
-
-
-class StartThreadedTestServer(Protocol):
-    """The ``trioserve_thread_server`` fixture: takes :func:`serve_in_thread`'s arguments."""
-
-    def __call__(
-        self, target: Handler | SocketServerLike, /, **options: Any
-    ) -> ThreadedTestServer: ...
-
+from ._open import StartTestServer, TestServer, open_test_server
+from ._thread import SocketServerLike, StartThreadedTestServer, ThreadedTestServer, serve_in_thread
 
 #: A request to the task that keeps the servers: what to start, and where to answer.
 _Request = tuple[Handler, dict[str, Any], "trio.MemorySendChannel[TestServer | Exception]"]

@@ -436,3 +436,11 @@ def _refuse_options(target: object, **given: object) -> None:
         raise TypeError(
             f"{', '.join(extra)} apply to trioserve handlers, not to the server object {target!r}"
         )
+
+
+class StartThreadedTestServer(Protocol):
+    """The ``trioserve_thread_server`` fixture: takes :func:`serve_in_thread`'s arguments."""
+
+    def __call__(
+        self, target: Handler | SocketServerLike, /, **options: Any
+    ) -> ThreadedTestServer: ...
