@@ -18,13 +18,13 @@ serve: $(STAMP)
 
 ## test: linters, type checks, then the whole test suite
 test: $(STAMP)
-	$(BIN)/ruff check trioserve adapters tests examples benchmarks
-	$(BIN)/ruff format --check trioserve adapters tests examples benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check trioserve adapters tests examples benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 clean:

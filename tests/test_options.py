@@ -62,6 +62,8 @@ async def test_serve_functions_check_options_at_the_call() -> None:
         await trioserve.serve_tcp(3, 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="listeners must be a list of trio listeners"):
         await trioserve.serve_listeners(handler, "nope")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"handler_nursery must be a trio\.Nursery or None, not 1"):
+        await trioserve.serve_tcp(handler, 0, handler_nursery=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_conections'"):
         await trioserve.serve_tcp(handler, 0, max_conections=3)  # type: ignore[call-arg]
 

@@ -239,3 +239,29 @@ async def test_a_client_that_hangs_up_mid_request_does_not_hurt(nursery: trio.Nu
     while server.stats.active:
         await trio.testing.wait_all_tasks_blocked()
     assert server.stats.accepted == 2
+
+
+async def test_a_peer_that_resets_is_a_disconnect_not_a_failure(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioserve")
+    reset = trio.Event()
+
+    async def handler(conn: trioserve.Connection) -> None:
+        await reset.wait()
+        await conn.receive_some()
+
+    server = trioserve.Server(handler)
+    listeners = await nursery.start(server.serve_tcp, 0)
+    sock = socket.create_connection(listeners[0].socket.getsockname()[:2])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # an RST, as load generators do at the end of a run
+    while server.stats.accepted == 0:
+        await trio.testing.wait_all_tasks_blocked()
+    reset.set()
+    while server.stats.active:
+        await trio.testing.wait_all_tasks_blocked()
+    assert (server.stats.disconnected, server.stats.failed) == (1, 0)
+    [record] = [r for r in caplog.records if "broken" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None

@@ -78,6 +78,7 @@ class Connection(trio.abc.HalfCloseableStream):
     """
 
     __slots__ = (
+        "_drained",
         "_eof_sent",
         "_idle",
         "_local_address",
@@ -102,6 +103,7 @@ class Connection(trio.abc.HalfCloseableStream):
         self._sending = False
         self._receiving = False
         self._eof_sent = False
+        self._drained = False
 
     @classmethod
     def from_trio_socket(
@@ -132,6 +134,16 @@ class Connection(trio.abc.HalfCloseableStream):
         if self._local_address is None:
             self._local_address = self._raw.getsockname()
         return self._local_address
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """Set a socket option, as :meth:`trio.SocketStream.setsockopt` does."""
+        self._raw.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int, buffersize: int = 0) -> int | bytes:
+        """Read a socket option, as :meth:`trio.SocketStream.getsockopt` does."""
+        if buffersize:
+            return self._raw.getsockopt(level, option, buffersize)
+        return self._raw.getsockopt(level, option)
 
     def watch_idle(self, watch: IdleWatch | None) -> None:
         """Apply an idle timeout to every later receive (the server calls this)."""
@@ -173,6 +185,8 @@ class Connection(trio.abc.HalfCloseableStream):
                             await wait_writable(sock)
             if not waited:
                 await cancel_shielded_checkpoint()
+            # Other tasks ran meanwhile: an answer to what we sent may be waiting now.
+            self._drained = False
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
@@ -220,33 +234,41 @@ class Connection(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is already receiving on this connection")
         self._receiving = True
         try:
-            await checkpoint_if_cancelled()
             self._check_open()
             sock = self._raw
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                pass
+            if self._drained:
+                # The last receive emptied the kernel's buffer, so a recv() now would
+                # almost surely fail with EAGAIN: wait for the socket to be readable.
+                data = await self._receive_when_readable(sock, max_bytes)
             else:
-                await cancel_shielded_checkpoint()
-                return data
-            idle = self._idle
-            if idle is not None:
-                idle.arm()
-            try:
-                while True:
-                    await wait_readable(sock)
-                    try:
-                        return sock.recv(max_bytes)
-                    except BlockingIOError:
-                        pass
-            finally:
-                if idle is not None:
-                    idle.disarm()
+                await checkpoint_if_cancelled()
+                try:
+                    data = sock.recv(max_bytes)
+                except BlockingIOError:
+                    data = await self._receive_when_readable(sock, max_bytes)
+                else:
+                    await cancel_shielded_checkpoint()
+            self._drained = len(data) < max_bytes
+            return data
         except OSError as exc:
             raise _stream_error(exc) from exc
         finally:
             self._receiving = False
+
+    async def _receive_when_readable(self, sock: stdlib_socket.socket, max_bytes: int) -> bytes:
+        idle = self._idle
+        if idle is not None:
+            idle.arm()
+        try:
+            while True:
+                await wait_readable(sock)
+                try:
+                    return sock.recv(max_bytes)
+                except BlockingIOError:
+                    pass
+        finally:
+            if idle is not None:
+                idle.disarm()
 
     async def aclose(self) -> None:
         """Close the connection at once (no lingering); waiting tasks get ClosedResourceError."""

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
@@ -14,6 +16,16 @@ LOGGER = logging.getLogger("trioserve")
 
 #: What a handler may be: an async function of the connection (or datagram).
 Handler = Callable[[Any], Awaitable[object]]
+
+
+#: What a handler raises when its peer hung up or reset the connection: a network
+#: event rather than a bug, so it is logged in one line and counted as a disconnect.
+PEER_GONE_ERRORS = (
+    trio.BrokenResourceError,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
 
 
 def check_handler(handler: object) -> None:

@@ -45,7 +45,9 @@ class ServerOptions:
             At the limit the server stops accepting (or reading datagrams) until a
             handler finishes, so the kernel's backlog holds the rest.
         idle_timeout: Seconds a connection may wait for bytes from the peer before its
-            handler is cancelled and the connection closed (``None``: forever).
+            handler is cancelled and the connection closed (``None``: forever). It
+            watches :class:`Connection` receives; streams from listeners that are not
+            socket listeners (TLS, memory) are bounded by ``handler_timeout`` only.
         handler_timeout: Seconds a handler may run in all (``None``: no limit).
         grace_period: Seconds in-flight handlers may still run after a graceful
             shutdown begins before they are cancelled (``math.inf``: wait for them).

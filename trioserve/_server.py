@@ -14,7 +14,14 @@ import trio
 from trio.lowlevel import checkpoint, notify_closing, wait_readable
 
 from ._connection import Connection, IdleWatch
-from ._handlers import LOGGER, Handler, check_handler, describe_peer, split_handler_error
+from ._handlers import (
+    LOGGER,
+    PEER_GONE_ERRORS,
+    Handler,
+    check_handler,
+    describe_peer,
+    split_handler_error,
+)
 from ._listeners import (
     check_backlog,
     check_host,
@@ -156,6 +163,11 @@ class _ServeRun:
             self.drained.set()
 
 
+def _check_handler_nursery(handler_nursery: object) -> None:
+    if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
+        raise TypeError(f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}")
+
+
 class Server:
     """A socket server: one handler, its options, counters, and a graceful shutdown.
 
@@ -275,6 +287,7 @@ class Server:
         port = check_port(port)
         host = check_host(host)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sockets = await open_tcp_sockets(port, host, backlog_value)
         endpoints = [
             _SocketEndpoint(
@@ -304,6 +317,7 @@ class Server:
         fspath = check_unix_path(path)
         mode = check_mode(mode)
         backlog_value = check_backlog(backlog)
+        _check_handler_nursery(handler_nursery)
         sock, socket_file = open_unix_socket(fspath, backlog_value, mode)
         endpoint = _SocketEndpoint(
             sock, trio.SocketListener(trio.socket.from_stdlib_socket(sock)), socket_file
@@ -330,6 +344,7 @@ class Server:
         for listener in listeners:
             if not isinstance(listener, trio.abc.Listener):
                 raise TypeError(f"expected a trio.abc.Listener, got {listener!r}")
+        _check_handler_nursery(handler_nursery)
         endpoints = [_ListenerEndpoint(listener) for listener in listeners]
         await self._serve(endpoints, handler_nursery, task_status, started=list(listeners))
 
@@ -341,10 +356,6 @@ class Server:
         *,
         started: Any = None,
     ) -> None:
-        if handler_nursery is not None and not isinstance(handler_nursery, trio.Nursery):
-            raise TypeError(
-                f"handler_nursery must be a trio.Nursery or None, not {handler_nursery!r}"
-            )
         if started is None:
             started = [endpoint.listener for endpoint in endpoints]
         run = _ServeRun(endpoints, external_nursery=handler_nursery is not None)
@@ -550,7 +561,14 @@ class Server:
             await self.handler(stream)
         except BaseException as exc:
             failure, rest = split_handler_error(exc)
-            if failure is not None:
+            if isinstance(failure, PEER_GONE_ERRORS):
+                self._counters.disconnected += 1
+                LOGGER.info(
+                    "connection from %s broken: %s",
+                    describe_peer(getattr(stream, "remote_address", None)),
+                    failure,
+                )
+            elif failure is not None:
                 self._counters.failed += 1
                 LOGGER.error(
                     "handler %r failed on a connection from %s",

@@ -15,6 +15,9 @@ class ServerStats:
         received: Datagrams received and handed to a handler (datagram servers).
         completed: Handlers that returned.
         failed: Handlers that raised an exception (each one logged with its traceback).
+        disconnected: Handlers that ended with the peer gone: they raised
+            ``trio.BrokenResourceError`` or a connection reset / broken pipe (logged in
+            one line at INFO, without a traceback).
         timed_out: Handlers cancelled by ``idle_timeout`` or ``handler_timeout``.
         cancelled: Handlers cancelled by shutdown: at the end of the grace period, or
             by a hard stop.
@@ -28,6 +31,7 @@ class ServerStats:
     received: int = 0
     completed: int = 0
     failed: int = 0
+    disconnected: int = 0
     timed_out: int = 0
     cancelled: int = 0
     dropped: int = 0
@@ -43,6 +47,7 @@ class Counters:
     received: int = 0
     completed: int = 0
     failed: int = 0
+    disconnected: int = 0
     timed_out: int = 0
     cancelled: int = 0
     dropped: int = 0
