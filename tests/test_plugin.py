@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from trioserve.testing._plugin import StartTestServer, StartThreadedTestServer
+from trioserve.testing import StartTestServer, StartThreadedTestServer
 
 from .helpers import echo, exchange
 
