@@ -46,6 +46,16 @@ def inet_address(sockname: Any) -> tuple[str, int]:
     return _WILDCARDS.get(host, host), port
 
 
+def describe(kind: Kind, address: Address) -> str:
+    """``tcp://127.0.0.1:8080``, ``unix:/path``, ``memory``: where a server is, for messages."""
+    if isinstance(address, tuple):
+        host, port = address
+        return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
+    if address is None:
+        return kind
+    return f"{kind}:{address}"
+
+
 def make_temp_dir() -> str:
     """A fresh private directory for Unix socket files (removed by :func:`remove_dir`)."""
     return tempfile.mkdtemp(prefix="trioserve-test-")

@@ -25,6 +25,7 @@ from ._kinds import (
     Kind,
     check_host_and_path,
     check_kind,
+    describe,
     inet_address,
     make_temp_dir,
     remove_dir,
@@ -283,7 +284,7 @@ async def open_test_server(
                     except BaseException as exc:
                         raised = exc
                     else:
-                        where = _describe(kind, address)
+                        where = describe(kind, address)
                         handle = TestServer(
                             kind=kind,
                             address=address,
@@ -314,15 +315,6 @@ async def open_test_server(
         raise stopped
     if failures and raise_handler_errors:
         raise handler_errors_group(failures, where)
-
-
-def _describe(kind: Kind, address: Address) -> str:
-    if isinstance(address, tuple):
-        host, port = address
-        return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
-    if address is None:
-        return "memory"
-    return f"{kind}:{address}"
 
 
 def _note_failures(exc: BaseException, failures: list[Exception]) -> None:

@@ -23,6 +23,7 @@ from ._kinds import (
     Kind,
     check_host_and_path,
     check_kind,
+    describe,
     inet_address,
     make_temp_dir,
     remove_dir,
@@ -427,7 +428,7 @@ def serve_in_thread(
     assert runner.handle is not None
     failures = list(runner.handle.handler_errors)
     if failures and raise_handler_errors:
-        raise handler_errors_group(failures, f"{runner.handle.kind} {runner.handle.address}")
+        raise handler_errors_group(failures, describe(runner.handle.kind, runner.handle.address))
 
 
 def _refuse_options(target: object, **given: object) -> None:
