@@ -50,6 +50,7 @@ def test_a_blocking_client_talks_to_a_trioserve_handler(kind: str) -> None:
             assert exchange(sock, b"from a thread") == b"from a thread"
         assert test_server.stats.accepted == 1
     assert not thread.is_alive()
+    assert test_server.stats.completed == 1  # the final counters, once the thread is gone
     assert server_threads() == []
     if kind == "unix":
         assert not Path(test_server.path).exists()

@@ -88,6 +88,7 @@ class ThreadedTestServer:
     _token: trio.lowlevel.TrioToken | None = None
     _sockets: list[stdlib_socket.socket] = attrs.field(factory=list)
     _temp_dir: str | None = None
+    _stopped: bool = False
 
     @property
     def host(self) -> str:
@@ -112,7 +113,7 @@ class ThreadedTestServer:
 
     @property
     def stats(self) -> ServerStats:
-        """The trioserve server's counters, read in its own thread.
+        """The trioserve server's counters, read in its own thread (final ones after exit).
 
         Raises:
             AttributeError: The target is a ``socketserver``-style server.
@@ -120,6 +121,8 @@ class ThreadedTestServer:
         if self._in_trio is None or self._token is None:
             raise AttributeError("stats are kept by trioserve servers only")
         server = self._in_trio.server
+        if self._stopped:
+            return server.stats
         return trio.from_thread.run_sync(lambda: server.stats, trio_token=self._token)
 
     def connect(self, *, timeout: float | None = CLIENT_TIMEOUT) -> stdlib_socket.socket:
@@ -361,8 +364,8 @@ def serve_in_thread(
 
         def test_fetch() -> None:
             with serve_in_thread(http_handler) as test_server:
-                host, port = test_server.address
-                assert urllib.request.urlopen(f"http://{host}:{port}/").status == 200
+                url = f"http://{test_server.host}:{test_server.port}/"
+                assert urllib.request.urlopen(url).status == 200
     """
     runner = _Runner()
     collecting: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -419,6 +422,8 @@ def serve_in_thread(
             raised = exc
         finally:
             runner.finish()
+            if runner.handle is not None:
+                runner.handle._stopped = True
             if isinstance(target, SocketServerLike):
                 target.server_close()
     if raised is not None:
