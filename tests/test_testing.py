@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -305,3 +306,18 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
     assert Snapshot.take().leaks_since(before) == []
     assert set(os.listdir(tempfile.gettempdir())) == temp_dirs
     assert servers[0].stats.active == 0
+
+
+def test_all_lists_exactly_the_public_names_of_trioserve_testing() -> None:
+    import inspect
+
+    import trioserve.testing
+
+    public = {name for name in vars(trioserve.testing) if not name.startswith("_")}
+    modules = {name for name in public if inspect.ismodule(getattr(trioserve.testing, name))}
+    assert set(trioserve.testing.__all__) == public - modules
+
+
+def test_trioserve_testing_does_not_need_pytest() -> None:
+    check = "import sys; sys.modules['pytest'] = None; import trioserve.testing"  # no pytest
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
