@@ -321,3 +321,18 @@ def test_all_lists_exactly_the_public_names_of_trioserve_testing() -> None:
 def test_trioserve_testing_does_not_need_pytest() -> None:
     check = "import sys; sys.modules['pytest'] = None; import trioserve.testing"  # no pytest
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
+
+
+async def test_a_memory_listener_closes_what_nobody_accepted() -> None:
+    listener = MemoryListener()
+    accepted_client = await listener.connect()
+    server_end = await listener.accept()
+    waiting_client = await listener.connect()
+    await listener.aclose()
+    with pytest.raises(trio.ClosedResourceError, match="memory listener is closed"):
+        await listener.connect()
+    with pytest.raises(trio.ClosedResourceError, match="memory listener is closed"):
+        await listener.accept()
+    assert await waiting_client.receive_some() == b""  # its server end was closed
+    await accepted_client.send_all(b"still open")
+    assert await server_end.receive_some() == b"still open"
