@@ -92,12 +92,4 @@ def open_unix_socket(
     path: str | bytes, backlog: int, mode: int | None
 ) -> tuple[stdlib_socket.socket, SocketFile | None]:
     """Listen on a Unix stream socket at ``path`` (see :func:`bind_unix_socket`)."""
-    sock, socket_file = bind_unix_socket(path, stdlib_socket.SOCK_STREAM, mode=mode)
-    try:
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        if socket_file is not None:
-            socket_file.remove()
-        raise
-    return sock, socket_file
+    return bind_unix_socket(path, stdlib_socket.SOCK_STREAM, mode=mode, backlog=backlog)

@@ -54,6 +54,8 @@ ACCEPT_IGNORABLE_ERRNOS = frozenset(
     if hasattr(errno, name)
 )
 
+ACCEPT_SURVIVABLE_ERRNOS = ACCEPT_CAPACITY_ERRNOS | ACCEPT_IGNORABLE_ERRNOS
+
 #: First wait after accept() ran out of descriptors or memory. The wait ends early when
 #: one of this server's connections closes (freeing a descriptor), and doubles on each
 #: failure in a row up to ACCEPT_BACKOFF_MAX, so an exhausted server neither spins nor
@@ -436,9 +438,7 @@ class Server:
                         await wait_readable(listen_sock)
                         burst = 0
                     except OSError as exc:
-                        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
-                            continue
-                        if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        if exc.errno not in ACCEPT_SURVIVABLE_ERRNOS:
                             raise
                         backoff = await self._back_off(exc, backoff)
                         burst = 0
@@ -470,9 +470,7 @@ class Server:
                         stream = await endpoint.accept()
                         break
                     except OSError as exc:
-                        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
-                            continue
-                        if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        if exc.errno not in ACCEPT_SURVIVABLE_ERRNOS:
                             raise
                         backoff = await self._back_off(exc, backoff)
             except BaseException:
@@ -483,7 +481,13 @@ class Server:
             self._start_handler(run, handlers, stream)
 
     async def _back_off(self, exc: OSError, delay: float) -> float:
-        """Wait after accept ran out of a resource; return the next delay."""
+        """Get over a failed accept; return the next delay to wait if it fails again.
+
+        A connection that died in the backlog is skipped at once. Running out of
+        descriptors or memory waits ``delay``, or until one of our connections closes.
+        """
+        if exc.errno in ACCEPT_IGNORABLE_ERRNOS:
+            return delay
         self._counters.accept_errors += 1
         assert exc.errno is not None
         LOGGER.warning(

@@ -115,12 +115,14 @@ class SocketFile:
 
 
 def bind_unix_socket(
-    path: str | bytes, sock_type: int, *, mode: int | None
+    path: str | bytes, sock_type: int, *, mode: int | None, backlog: int | None = None
 ) -> tuple[stdlib_socket.socket, SocketFile | None]:
     """Bind a new non-blocking Unix socket at ``path`` with the lifecycle rules above.
 
-    The caller owns the returned socket and, when done with it, closes it and calls
-    ``SocketFile.remove()``. On any error nothing is left open or on disk.
+    ``mode`` is applied before the socket listens (when ``backlog`` is given), so
+    nobody connects through looser permissions. The caller owns the returned socket
+    and, when done with it, closes it and calls ``SocketFile.remove()``. On any error
+    nothing is left open or on disk.
     """
     clear_stale_socket_file(path, sock_type)
     sock = stdlib_socket.socket(stdlib_socket.AF_UNIX, sock_type)
@@ -131,6 +133,8 @@ def bind_unix_socket(
         socket_file = SocketFile.of(path)
         if mode is not None and socket_file is not None:
             os.chmod(path, mode)
+        if backlog is not None:
+            sock.listen(backlog)
     except BaseException:
         sock.close()
         if socket_file is not None:

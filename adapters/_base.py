@@ -1,0 +1,442 @@
+"""`BaseServer`: socketserver's request loop, driven by a trio event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket as stdlib_socket
+import sys
+import threading
+import traceback
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from trio.lowlevel import wait_readable
+
+import trioserve
+
+from ._fixup import public
+from ._handlers import AsyncDatagramSocket, is_async_handler_class, run_async_handler
+from ._run import InFlight, Run, run_trio, serving
+
+
+@public
+class BaseServer:
+    """The base of every server class: the request loop and the overridable steps.
+
+    The loop runs in a trio event loop, started in the thread that calls
+    :meth:`serve_forever` or :meth:`handle_request` (or in the caller's own trio run with
+    :meth:`serve`). It waits for the server socket (``fileno()``) to be readable with
+    trio, then calls ``get_request``, ``verify_request`` and ``process_request`` as the
+    stdlib does; ``handle_error`` is called inside the ``except`` block, so
+    ``sys.exc_info()`` works there. A plain server handles one request at a time, its
+    blocking handler on a trio worker thread (so the loop can still be shut down); a
+    handler class whose ``handle`` is ``async def`` runs as a trio task instead.
+
+    Args:
+        server_address: Stored as :attr:`server_address`.
+        RequestHandlerClass: Called as ``RequestHandlerClass(request, client_address,
+            server)`` for each request.
+
+    Attributes:
+        timeout: Seconds :meth:`handle_request` waits for a request before it calls
+            :meth:`handle_timeout` (``None``: no limit).
+        grace_period: Seconds handlers still running when :meth:`shutdown` stops the
+            loop may go on before their connections are shut down, which ends a
+            handler stuck in ``recv`` (``None``: wait for them without limit).
+    """
+
+    #: The listening (or datagram) socket; set by the concrete server classes.
+    socket: Any
+    timeout: float | None = None
+    #: Same default as trioserve's own servers.
+    grace_period: float | None = 5.0
+
+    #: Whether requests are handled concurrently (the mixins) or one at a time.
+    _concurrent = False
+    #: Whether ``verify_request`` .. ``shutdown_request`` run on a worker thread (plain
+    #: servers) or in the loop's thread (the mixins, whose process_request only starts).
+    _process_in_worker = True
+
+    def __init__(self, server_address: Any, RequestHandlerClass: Callable[..., Any]) -> None:
+        self.server_address = server_address
+        self.RequestHandlerClass = RequestHandlerClass
+        self._state_lock = threading.Lock()
+        self._is_shut_down = threading.Event()
+        self._shutdown_request = False
+        self._run: Run | None = None
+        self._loop_claimed = False
+
+    # The public, blocking entry points.
+
+    def serve_forever(self, poll_interval: float | None = 0.5) -> None:
+        """Handle requests until :meth:`shutdown` is called.
+
+        Runs a trio event loop in the calling thread. :meth:`service_actions` is called
+        after each request and at least every ``poll_interval`` seconds (``None``: only
+        after requests). When stopped, handlers still running get ``grace_period``
+        seconds before their connections are shut down; this returns once they are all
+        done. What a plain server's handler raises past ``handle_error`` (and what the
+        overridable methods raise) ends the loop and is raised here.
+
+        Example::
+
+            with adapters.TCPServer(("127.0.0.1", 0), Handler) as server:
+                threading.Thread(target=server.serve_forever).start()
+                ...
+                server.shutdown()
+        """
+        run_trio(self.serve, poll_interval)
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` (or :meth:`serve`) and wait until it has returned.
+
+        Safe from any thread. Called from one of this server's handler threads (where
+        the stdlib deadlocks) it returns once the loop takes no more requests; the loop
+        returns after that handler. From a task of the trio run serving it (an async
+        handler, a task beside :meth:`serve`) it only asks the loop to stop and returns
+        at once. A shutdown requested while no loop runs stops the next one as soon as
+        it starts.
+        """
+        with self._state_lock:
+            self._shutdown_request = True
+            run = self._run if self._run is not None and self._run.stoppable else None
+        if run is not None:
+            if run.in_this_thread():
+                run.stop()
+                return
+            # RunFinishedError: the loop has just ended by itself.
+            with contextlib.suppress(trio.RunFinishedError):
+                run.token.run_sync_soon(run.stop)
+        if serving.get() is self:
+            if run is not None:
+                run.loop_stopped.wait()
+            return
+        self._is_shut_down.wait()
+
+    def handle_request(self) -> Any:
+        """Wait for one request (at most :attr:`timeout` seconds) and handle it.
+
+        Returns once the request has been dispatched, as in the stdlib: a plain server's
+        handler (or any async handler) has run; a threading server's handler thread or a
+        forked child may still run (:meth:`server_close` waits for them). With no request
+        in time, returns what :meth:`handle_timeout` returns.
+        """
+        return run_trio(self._with_run, self._one_request, False)
+
+    def _handle_request_noblock(self) -> None:
+        """Handle one request that is ready, without waiting (private in the stdlib too,
+        but called by loops that select over several servers themselves)."""
+        run_trio(self._with_run, self._take_request, False)
+
+    async def serve(
+        self,
+        poll_interval: float | None = 0.5,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the request loop inside the calling trio program, until :meth:`shutdown`.
+
+        ``await nursery.start(server.serve)`` returns once the loop runs. Handler threads
+        and tasks run in this task's nurseries; cancelling it shuts their connections
+        down and returns once they have ended. Raises :exc:`RuntimeError` if the server
+        already runs a loop.
+
+        Example::
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                ...
+                server.shutdown()   # from a task here: asks the loop to stop
+        """
+        await self._with_run(partial(self._loop, poll_interval), True, task_status)
+
+    def fileno(self) -> int:
+        """The descriptor the loop waits on (the listening socket's)."""
+        return int(self.socket.fileno())
+
+    # The overridable steps, as documented.
+
+    def server_activate(self) -> None:
+        """Called by the constructor to activate the server; nothing by default."""
+
+    def service_actions(self) -> None:
+        """Called in the :meth:`serve_forever` loop; nothing by default."""
+
+    def handle_timeout(self) -> Any:
+        """Called when :meth:`handle_request` got no request within :attr:`timeout`."""
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Whether to handle the request; always ``True`` by default."""
+        return True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Call :meth:`finish_request`, then :meth:`shutdown_request`."""
+        self.finish_request(request, client_address)
+        self.shutdown_request(request)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Handle the request by instantiating ``RequestHandlerClass``."""
+        self.RequestHandlerClass(request, client_address, self)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Shut down and close one request; by default :meth:`close_request`."""
+        self.close_request(request)
+
+    def close_request(self, request: Any) -> None:
+        """Clean up one request; nothing by default."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Print the traceback of the exception being handled to stderr, and go on."""
+        print("-" * 40, file=sys.stderr)
+        print(
+            "Exception occurred during processing of request from",
+            client_address,
+            file=sys.stderr,
+        )
+        traceback.print_exc()
+        print("-" * 40, file=sys.stderr)
+
+    def server_close(self) -> None:
+        """Clean up the server; a loop still running is stopped first.
+
+        From another thread this is :meth:`shutdown`; from a handler or the loop's
+        own thread the loop is told to stop at once (it returns when the caller is done).
+        """
+        run = self._run
+        if run is None:
+            return
+        if run.in_this_thread():
+            run.stop()
+        elif run.stoppable and serving.get() is not self:
+            self.shutdown()
+        else:
+            # RunFinishedError: the loop has just ended by itself.
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(run.stop, trio_token=run.token)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.server_close()
+
+    # The loop.
+
+    async def _with_run(
+        self,
+        body: Callable[[Run], Awaitable[Any]],
+        stoppable: bool,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> Any:
+        """Run ``body(run)`` with nurseries for handlers, then wait for the handlers."""
+        with self._state_lock:
+            if self._loop_claimed:
+                raise RuntimeError(f"{self!r} is already running a request loop")
+            self._loop_claimed = True
+        context_token = serving.set(self)
+        registered = False
+        try:
+            async with trio.open_nursery() as background:
+                async with trio.open_nursery() as handlers:
+                    run = Run(
+                        token=trio.lowlevel.current_trio_token(),
+                        thread_id=threading.get_ident(),
+                        handlers=handlers,
+                        background=background,
+                        stoppable=stoppable,
+                    )
+                    self._register(run)
+                    registered = True
+                    self._run_begins(run)
+                    task_status.started()
+                    try:
+                        result = await body(run)
+                        if stoppable:
+                            await self._drain(run)
+                    except BaseException:
+                        run.unblock(stdlib_socket.SHUT_RDWR)
+                        raise
+                background.cancel_scope.cancel()
+            return result
+        finally:
+            serving.reset(context_token)
+            if registered:
+                self._unregister(stoppable)
+            with self._state_lock:
+                self._loop_claimed = False
+
+    def _register(self, run: Run) -> None:
+        with self._state_lock:
+            self._run = run
+            if run.stoppable:
+                self._is_shut_down.clear()
+                if self._shutdown_request:
+                    run.stop()
+
+    def _unregister(self, stoppable: bool) -> None:
+        with self._state_lock:
+            self._run = None
+            if stoppable:
+                self._shutdown_request = False
+                self._is_shut_down.set()
+
+    def _run_begins(self, run: Run) -> None:
+        """Hook: a loop starts (ForkingMixIn watches the children it already has)."""
+
+    async def _wait_for_capacity(self, run: Run) -> None:
+        """Hook: wait until another request may be taken (the mixins' limits)."""
+
+    def _stop_handlers_at_once(self) -> bool:
+        """Hook: whether shutdown unblocks handlers at once instead of after a grace."""
+        return False
+
+    async def _loop(self, poll_interval: float | None, run: Run) -> None:
+        period = math.inf if poll_interval is None else poll_interval
+        try:
+            with run.loop_scope:
+                while True:
+                    await self._wait_for_capacity(run)
+                    with trio.move_on_after(period) as waiting:
+                        await wait_readable(self.fileno())
+                    if not waiting.cancelled_caught:
+                        await self._take_request(run)
+                    self.service_actions()
+        finally:
+            run.loop_stopped.set()
+
+    async def _one_request(self, run: Run) -> Any:
+        timeout = self.socket.gettimeout()
+        if timeout is None:
+            timeout = self.timeout
+        elif self.timeout is not None:
+            timeout = min(timeout, self.timeout)
+        with run.loop_scope:
+            with trio.move_on_after(math.inf if timeout is None else timeout) as waiting:
+                await wait_readable(self.fileno())
+            if waiting.cancelled_caught:
+                return self.handle_timeout()
+            await self._take_request(run)
+        return None
+
+    async def _drain(self, run: Run) -> None:
+        """After the loop stopped: give handlers the grace period, then unblock them."""
+        if run.idle.is_set():
+            return
+        grace = math.inf if self.grace_period is None else self.grace_period
+        if self._stop_handlers_at_once():
+            run.unblock(stdlib_socket.SHUT_RD)
+        with trio.move_on_after(grace):
+            await run.idle.wait()
+        run.unblock(stdlib_socket.SHUT_RDWR)
+        await run.idle.wait()
+
+    async def _take_request(self, run: Run) -> None:
+        """Get one request and dispatch it (the stdlib's ``_handle_request_noblock``)."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        if is_async_handler_class(self.RequestHandlerClass):
+            if not self.verify_request(request, client_address):
+                self.shutdown_request(request)
+                return
+            item = self._start_task(run, request, self._process_async, request, client_address)
+        elif self._process_in_worker:
+            if not self.verify_request(request, client_address):
+                self.shutdown_request(request)
+                return
+            item = self._start_thread(
+                run, request, self._process_in_thread, request, client_address
+            )
+        else:
+            if self.verify_request(request, client_address):
+                try:
+                    self.process_request(request, client_address)
+                except Exception:
+                    self.handle_error(request, client_address)
+                    self.shutdown_request(request)
+                except BaseException:
+                    self.shutdown_request(request)
+                    raise
+            else:
+                self.shutdown_request(request)
+            return
+        if not self._concurrent:
+            await item.finished.wait()
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept a request; overridden by every concrete server."""
+        raise NotImplementedError
+
+    def _start_task(
+        self, run: Run, request: Any, async_fn: Callable[..., Awaitable[None]], *args: Any
+    ) -> InFlight:
+        item = InFlight(request if isinstance(request, stdlib_socket.socket) else None)
+        run.begin(item)
+        run.handlers.start_soon(self._tracked, run, item, async_fn, *args)
+        return item
+
+    async def _tracked(
+        self, run: Run, item: InFlight, async_fn: Callable[..., Awaitable[None]], *args: Any
+    ) -> None:
+        try:
+            await async_fn(*args)
+        finally:
+            run.end(item)
+
+    def _start_thread(
+        self, run: Run, request: Any, sync_fn: Callable[..., None], *args: Any
+    ) -> InFlight:
+        """Run ``sync_fn(*args)`` for ``request`` on a trio worker thread of ``run``."""
+        item = InFlight(request if isinstance(request, stdlib_socket.socket) else None)
+
+        def in_thread() -> None:
+            item.thread = threading.current_thread()
+            try:
+                sync_fn(*args)
+            finally:
+                item.thread = None
+
+        run.begin(item)
+        run.handlers.start_soon(self._tracked, run, item, self._to_thread, in_thread)
+        return item
+
+    async def _to_thread(self, sync_fn: Callable[[], None]) -> None:
+        await trio.to_thread.run_sync(
+            sync_fn, limiter=self._limiter(), thread_name=f"{type(self).__name__} handler"
+        )
+
+    def _limiter(self) -> trio.CapacityLimiter:
+        """The limiter for handler threads (a plain server runs one at a time)."""
+        limiter: trio.CapacityLimiter | None = vars(self).get("_plain_limiter")
+        if limiter is None:
+            limiter = vars(self).setdefault("_plain_limiter", trio.CapacityLimiter(1))
+        return limiter
+
+    def _process_in_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+        except BaseException:
+            self.shutdown_request(request)
+            raise
+
+    async def _process_async(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, stdlib_socket.socket):
+            view: Any = trioserve.Connection(request, client_address)
+        elif isinstance(request, tuple) and isinstance(request[1], stdlib_socket.socket):
+            view = (request[0], AsyncDatagramSocket(request[1]))
+        else:
+            view = request
+        try:
+            handler = self.RequestHandlerClass(view, client_address, self)
+            await run_async_handler(handler)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)

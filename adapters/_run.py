@@ -1,0 +1,121 @@
+"""The state of one request loop (one trio run, or one ``serve`` task) and its handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+T = TypeVar("T")
+
+#: The server whose request loop runs the current task or handler thread (worker
+#: threads get a copy of the task's context, so handlers on threads see it too).
+serving: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "adapters.serving", default=None
+)
+
+
+@attrs.define(eq=False)
+class InFlight:
+    """One request being handled: its connection (to unblock it) and its thread."""
+
+    sock: socket.socket | None
+    thread: threading.Thread | None = None
+    finished: trio.Event = attrs.field(factory=trio.Event)
+
+    def unblock(self, how: int) -> None:
+        """Shut down the connection (``how`` is ``SHUT_RD`` or ``SHUT_RDWR``).
+
+        A handler blocked in ``recv`` then sees end-of-file, one blocked in ``send`` an
+        error; a connection the handler already closed is left alone.
+        """
+        sock = self.sock
+        if sock is None or sock.fileno() == -1:
+            return
+        with contextlib.suppress(OSError):  # closed or never connected: nothing to unblock
+            sock.shutdown(how)
+
+
+@attrs.define(eq=False)
+class Run:
+    """A request loop in progress: where its handler tasks run and how to stop it."""
+
+    token: trio.lowlevel.TrioToken
+    thread_id: int
+    handlers: trio.Nursery
+    background: trio.Nursery
+    stoppable: bool
+    loop_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    in_flight: set[InFlight] = attrs.field(factory=set)
+    idle: trio.Event = attrs.field(factory=trio.Event)
+    child_exited: trio.Event = attrs.field(factory=trio.Event)
+    #: Set once the loop takes no more requests (handlers may still run).
+    loop_stopped: threading.Event = attrs.field(factory=threading.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.idle.set()
+
+    def in_this_thread(self) -> bool:
+        return self.thread_id == threading.get_ident()
+
+    def stop(self) -> None:
+        """Stop the loop (call in the run's thread): no more requests are taken."""
+        self.loop_scope.cancel()
+
+    def begin(self, item: InFlight) -> None:
+        if not self.in_flight:
+            self.idle = trio.Event()
+        self.in_flight.add(item)
+
+    def end(self, item: InFlight) -> None:
+        self.in_flight.discard(item)
+        item.finished.set()
+        if not self.in_flight:
+            self.idle.set()
+
+    def unblock(self, how: int) -> None:
+        for item in list(self.in_flight):
+            item.unblock(how)
+
+
+def run_trio(async_fn: Callable[..., Any], *args: Any) -> Any:
+    """``trio.run(async_fn, *args)``, raising a lone error as itself, not in a group.
+
+    Handler errors that end a loop (a ``SystemExit`` from a plain server's handler, an
+    exception re-raised by ``handle_error``) reach the caller as the stdlib raises them.
+    """
+    try:
+        return trio.run(async_fn, *args)
+    except BaseExceptionGroup as group:
+        sole = sole_exception(group)
+        if sole is None:
+            raise
+        raise sole from None
+
+
+def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception nested in ``group`` (through groups of one), else None."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+def report_thread_exception() -> None:
+    """Pass the exception being handled to :func:`threading.excepthook`, as a thread would."""
+    exc_type, exc_value, exc_tb = sys.exc_info()
+    assert exc_type is not None
+    args = threading.ExceptHookArgs([exc_type, exc_value, exc_tb, threading.current_thread()])
+    threading.excepthook(args)

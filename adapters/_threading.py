@@ -1,0 +1,187 @@
+"""`ThreadingMixIn`: each request on a trio worker thread, bounded by a CapacityLimiter."""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import socket
+import threading
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._fixup import public
+from ._run import InFlight, Run, report_thread_exception
+
+if TYPE_CHECKING:
+    import outcome
+
+    from ._base import BaseServer
+
+    _MixinBase = BaseServer
+else:
+    _MixinBase = object
+
+
+def _current_run(server: object) -> Run | None:
+    """The loop ``server`` runs, if any (None also when mixed into a stdlib server class)."""
+    run: Run | None = getattr(server, "_run", None)
+    return run
+
+
+class _DetachedThreads:
+    """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``).
+
+    They outlive the call that started them, as the stdlib's threads do, and
+    ``server_close`` joins them.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._items: set[InFlight] = set()
+
+    def add(self, item: InFlight) -> None:
+        with self._changed:
+            self._items.add(item)
+
+    def remove(self, item: InFlight) -> None:
+        with self._changed:
+            self._items.discard(item)
+            self._changed.notify_all()
+
+    def threads(self) -> list[threading.Thread]:
+        with self._changed:
+            return [item.thread for item in self._items if item.thread is not None]
+
+    def join(self, grace: float | None) -> None:
+        """Wait for the threads; after ``grace`` seconds shut their connections down.
+
+        A handler thread calling this (through ``server_close``) does not wait for itself.
+        """
+        me = threading.current_thread()
+
+        def others_done() -> bool:
+            return all(item.thread is me for item in self._items)
+
+        with self._changed:
+            if self._changed.wait_for(others_done, timeout=grace):
+                return
+            for item in self._items:
+                if item.thread is not me:
+                    item.unblock(socket.SHUT_RDWR)
+            self._changed.wait_for(others_done)
+
+
+@public
+class ThreadingMixIn(_MixinBase):
+    """Mix-in: handle each request on a trio worker thread.
+
+    Under :meth:`serve_forever` (or ``serve``) the threads belong to the loop: at most
+    ``max_threads`` run at once (:attr:`thread_limiter`; at the limit the server stops
+    taking requests until one finishes), and :meth:`shutdown` returns once they are
+    done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
+    ``block_on_close`` false) their connections are shut down, which ends handlers
+    blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
+    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``.
+
+    An exception other than :class:`Exception` leaving a handler thread (``SystemExit``)
+    goes to :func:`threading.excepthook`, as it would from a ``threading.Thread``.
+    """
+
+    daemon_threads = False
+    block_on_close = True
+    #: At most this many handler threads at once under serve_forever.
+    max_threads: float = math.inf
+
+    _concurrent = True
+    _process_in_worker = False
+
+    @property
+    def thread_limiter(self) -> trio.CapacityLimiter:
+        """The :class:`trio.CapacityLimiter` bounding this server's handler threads."""
+        limiter: trio.CapacityLimiter | None = vars(self).get("_thread_limiter")
+        if limiter is None:
+            limiter = vars(self).setdefault(
+                "_thread_limiter", trio.CapacityLimiter(self.max_threads)
+            )
+        return limiter
+
+    @property
+    def _threads(self) -> list[threading.Thread]:
+        """The threads handling requests right now."""
+        threads = self._detached().threads()
+        run = _current_run(self)
+        if run is not None:
+            threads += [item.thread for item in list(run.in_flight) if item.thread is not None]
+        return threads
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Run in the handler thread: ``finish_request``, ``handle_error``, ``shutdown_request``."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread to handle the request."""
+        run = _current_run(self)
+        if run is not None and run.stoppable and run.in_this_thread():
+            self._start_thread(run, request, self._thread_main, request, client_address)
+        else:
+            self._start_detached(request, client_address)
+
+    def server_close(self) -> None:
+        """Close the server; wait for detached handler threads if ``block_on_close``."""
+        super().server_close()
+        if self.block_on_close:
+            self._detached().join(getattr(self, "grace_period", None))
+
+    def _thread_main(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        except BaseException:
+            report_thread_exception()
+
+    def _detached(self) -> _DetachedThreads:
+        detached: _DetachedThreads | None = vars(self).get("_detached_threads")
+        if detached is None:
+            detached = vars(self).setdefault("_detached_threads", _DetachedThreads())
+        return detached
+
+    def _start_detached(self, request: Any, client_address: Any) -> None:
+        detached = self._detached()
+        item = InFlight(request if isinstance(request, socket.socket) else None)
+
+        def in_thread() -> None:
+            item.thread = threading.current_thread()
+            try:
+                self._thread_main(request, client_address)
+            finally:
+                item.thread = None
+
+        def deliver(result: outcome.Outcome[None]) -> None:
+            # Called once trio has given the thread its idle name back: a thread that
+            # server_close() waited for is then an idle worker.
+            del result  # in_thread reports its own errors
+            detached.remove(item)
+
+        detached.add(item)
+        context = contextvars.copy_context()
+        trio.lowlevel.start_thread_soon(
+            partial(context.run, in_thread), deliver, name=f"{type(self).__name__} handler"
+        )
+
+    def _limiter(self) -> trio.CapacityLimiter:
+        return self.thread_limiter
+
+    async def _wait_for_capacity(self, run: Run) -> None:
+        limiter = self.thread_limiter
+        if limiter.available_tokens < 1:
+            async with limiter:
+                pass  # a thread has finished; its token goes to the next request
+
+    def _stop_handlers_at_once(self) -> bool:
+        return bool(self.daemon_threads or not self.block_on_close)
