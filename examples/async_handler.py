@@ -1,14 +1,21 @@
-"""A socketserver handler moved to ``async def``: the same protocol, before and after.
+"""A socketserver handler moved to ``async def``: the same protocol at each step.
 
-    python examples/async_handler.py [PORT]            # trioserve, default 7779
-    python examples/async_handler.py [PORT] --blocking # the original, on socketserver
+    python examples/async_handler.py [PORT]             # 3. trioserve, default 7779
+    python examples/async_handler.py [PORT] --adapters  # 2. async def handle, on adapters
+    python examples/async_handler.py [PORT] --blocking  # 1. the original, on socketserver
 
 The protocol: each line the client sends comes back upper-cased, until it sends ``quit``.
-``UpperHandler`` is how it was written for ``socketserver``: a class, a blocking
-``handle()``, a thread per connection. ``upper`` is the same handler for trioserve: a
-function of the connection, where every blocking call becomes an ``await``, and a task
-instead of a thread. ``self.rfile.readline()`` has no direct twin on a byte stream, so a
-small buffered reader takes its place.
+
+1. ``UpperHandler`` is how it was written for ``socketserver``: a class, a blocking
+   ``handle()``, a thread per connection (``import adapters as socketserver`` runs it
+   unchanged on trioserve, see socketserver_migrated.py).
+2. ``AsyncUpperHandler`` moves ``handle`` to ``async def`` on ``adapters``: the class stays,
+   ``self.request`` becomes a :class:`trioserve.Connection`, every blocking call an
+   ``await``, and the request runs as a trio task instead of a thread.
+3. ``upper`` drops the class: the same body as a plain trioserve handler.
+
+``self.rfile.readline()`` has no direct twin on a byte stream, so a small buffered reader
+takes its place.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from functools import partial
 
 import trio
 
+import adapters
 import trioserve
 
 
@@ -55,12 +63,19 @@ class LineReader:
 
 
 async def upper(conn: trioserve.Connection) -> None:
-    """After: the same loop, awaited; trioserve closes the connection when it returns."""
+    """After: the same loop, awaited; the server closes the connection when it returns."""
     rfile = LineReader(conn)
     while line := await rfile.readline(4096):
         if line.strip() == b"quit":
             return
         await conn.send_all(line.upper())
+
+
+class AsyncUpperHandler(adapters.StreamRequestHandler):
+    """Halfway: still a socketserver class, but ``handle`` is ``async def``: no thread."""
+
+    async def handle(self) -> None:
+        await upper(self.request)
 
 
 def serve_blocking(port: int) -> None:
@@ -70,6 +85,15 @@ def serve_blocking(port: int) -> None:
         print(f"listening on tcp://{host}:{bound}", flush=True)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C or SIGTERM: stop
+            server.serve_forever()
+
+
+def serve_adapters(port: int) -> None:
+    with adapters.ThreadingTCPServer(("127.0.0.1", port), AsyncUpperHandler) as server:
+        host, bound = server.server_address[:2]
+        print(f"listening on tcp://{host}:{bound}", flush=True)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
 
 
@@ -86,9 +110,11 @@ async def serve_async(port: int) -> None:
 
 
 if __name__ == "__main__":
-    arguments = [argument for argument in sys.argv[1:] if argument != "--blocking"]
+    arguments = [argument for argument in sys.argv[1:] if not argument.startswith("--")]
     port = int(arguments[0]) if arguments else 7779
     if "--blocking" in sys.argv:
         serve_blocking(port)
+    elif "--adapters" in sys.argv:
+        serve_adapters(port)
     else:
         trio.run(serve_async, port)

@@ -170,7 +170,9 @@ async def test_tls_echo(tmp_path: Path) -> None:
             assert client.getpeercert() is not None
 
 
-@pytest.mark.parametrize("mode", [[], ["--blocking"]], ids=["async", "blocking"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--adapters"], ["--blocking"]], ids=["trioserve", "adapters", "blocking"]
+)
 async def test_async_handler_and_its_blocking_original(mode: list[str]) -> None:
     async with (
         running("async_handler.py", "0", *mode) as example,
@@ -192,3 +194,14 @@ async def test_the_fixtures_example_passes_under_pytest() -> None:
     output = result.stdout.decode()
     assert result.returncode == 0, output
     assert "4 passed" in output
+
+
+async def test_socketserver_program_migrated_with_one_import() -> None:
+    source = await trio.Path(EXAMPLES / "socketserver_migrated.py").read_text()
+    assert "import adapters as socketserver  # was: import socketserver" in source
+    async with (
+        running("socketserver_migrated.py", "0") as example,
+        await example.connect() as client,
+    ):
+        await client.send_all(b"one import\n")
+        assert await receive_until(client, b"\n") == b"ONE IMPORT\n"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+import adapters
 import trioserve
 from trioserve.testing import serve_in_thread
 
@@ -200,3 +201,24 @@ def test_options_are_refused_for_a_socketserver_style_server() -> None:
             pytest.fail("the block must not run")  # pragma: no cover
     finally:
         server.server_close()
+
+
+# An adapters server through serve_in_thread: the same duck-typed path as socketserver's.
+@pytest.mark.parametrize("server_class", ["TCPServer", "ThreadingTCPServer"])
+def test_an_adapters_server_runs_in_a_thread(server_class: str) -> None:
+    class AdaptedEcho(adapters.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(65536):
+                if data == b"boom":
+                    raise OSError("the adapted handler broke")
+                self.request.sendall(data)
+
+    server = getattr(adapters, server_class)(("127.0.0.1", 0), AdaptedEcho)
+    with serve_in_thread(server) as test_server, test_server.connect() as sock:
+        assert exchange(sock, b"adapted") == b"adapted"
+    assert server.socket.fileno() == -1
+    server = getattr(adapters, server_class)(("127.0.0.1", 0), AdaptedEcho)
+    with pytest.raises(ExceptionGroup) as info:
+        break_handler(server)
+    assert [str(error) for error in info.value.exceptions] == ["the adapted handler broke"]
+    assert server_threads() == []
