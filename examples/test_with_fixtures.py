@@ -1,7 +1,7 @@
 """Testing handlers with trioserve's pytest fixtures (installed with trioserve).
 
-    pip install trioserve pytest pytest-trio
-    pytest -p trio -o trio_mode=true examples/test_with_fixtures.py
+    .venv/bin/pytest examples/test_with_fixtures.py    # in this repository (trio_mode is on)
+    pytest -o trio_mode=true test_with_fixtures.py     # elsewhere, with pytest-trio installed
 
 ``trioserve_server`` starts a server inside a trio test and ``trioserve_thread_server`` one
 in a background thread for blocking clients; both stop their servers when the test ends,
