@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -32,7 +32,7 @@ class TargetError(Exception):
 
 @attrs.frozen
 class Endpoint:
-    """One ``--tcp``/``--unix`` endpoint asked for on the command line."""
+    """One ``--tcp``/``--unix``/``--udp``/``--unix-datagram`` endpoint of the command line."""
 
     kind: str
     host: str | None = None
@@ -65,10 +65,21 @@ def _tcp_endpoint(text: str) -> Endpoint:
     return Endpoint("tcp", host=host, port=port)
 
 
+def _udp_endpoint(text: str) -> Endpoint:
+    host, port = parse_host_port(text)
+    return Endpoint("udp", host=host, port=port)
+
+
 def _unix_endpoint(text: str) -> Endpoint:
     if not text:
         raise argparse.ArgumentTypeError("the path must not be empty")
     return Endpoint("unix", path=text)
+
+
+def _unix_datagram_endpoint(text: str) -> Endpoint:
+    if not text:
+        raise argparse.ArgumentTypeError("the path must not be empty")
+    return Endpoint("unix-datagram", path=text)
 
 
 def load_target(target: str) -> Handler:
@@ -111,7 +122,11 @@ def load_target(target: str) -> Handler:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trioserve",
-        description="Serve an async handler on sockets (a built-in echo without TARGET).",
+        description=(
+            "Serve an async handler on sockets (a built-in echo without TARGET). The handler "
+            "gets a trioserve.Connection from stream endpoints and a trioserve.Datagram from "
+            "datagram endpoints."
+        ),
         epilog="SIGINT or SIGTERM shuts down gracefully; a second one stops at once.",
     )
     parser.add_argument(
@@ -137,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="listen on a Unix stream socket",
     )
+    endpoints.add_argument(
+        "--udp",
+        dest="endpoints",
+        action="append",
+        type=_udp_endpoint,
+        metavar="[HOST:]PORT",
+        help="receive UDP datagrams (every interface without HOST; port 0 picks one)",
+    )
+    endpoints.add_argument(
+        "--unix-datagram",
+        dest="endpoints",
+        action="append",
+        type=_unix_datagram_endpoint,
+        metavar="PATH",
+        help="receive datagrams on a Unix datagram socket",
+    )
     options = parser.add_argument_group("server options")
     options.add_argument("--max-connections", type=int, metavar="N")
     options.add_argument("--idle-timeout", type=float, metavar="S")
@@ -151,10 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Endpoint kinds given a path rather than [HOST:]PORT.
+PATH_KINDS = ("unix", "unix-datagram")
+
+
 def describe_listener(kind: str, sockname: Any) -> str:
-    if kind == "unix":
+    if kind in PATH_KINDS:
         path = os.fsdecode(sockname) if isinstance(sockname, bytes) else sockname
-        return f"unix:{path}"
+        return f"{kind}:{path}"
     host, port = sockname[0], sockname[1]
     return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
 
@@ -173,14 +208,25 @@ async def _watch_signals(signals: Any, server: Server, serving: trio.CancelScope
 
 
 def describe_endpoint(endpoint: Endpoint) -> str:
-    if endpoint.kind == "unix":
-        return f"unix:{endpoint.path}"
+    if endpoint.kind in PATH_KINDS:
+        return f"{endpoint.kind}:{endpoint.path}"
     host = endpoint.host or "*"
     return (
         f"{endpoint.kind}://[{host}]:{endpoint.port}"
         if ":" in host
         else (f"{endpoint.kind}://{host}:{endpoint.port}")
     )
+
+
+def _serve_function(server: Server, endpoint: Endpoint) -> Callable[..., Awaitable[None]]:
+    """The serve_* method of ``server`` for ``endpoint``, its address filled in."""
+    if endpoint.kind == "tcp":
+        return functools.partial(server.serve_tcp, endpoint.port, host=endpoint.host)
+    if endpoint.kind == "udp":
+        return functools.partial(server.serve_udp, endpoint.port, host=endpoint.host)
+    if endpoint.kind == "unix":
+        return functools.partial(server.serve_unix, endpoint.path)
+    return functools.partial(server.serve_unix_datagram, endpoint.path)
 
 
 async def run(server: Server, endpoints: Sequence[Endpoint]) -> str | None:
@@ -198,20 +244,15 @@ async def run(server: Server, endpoints: Sequence[Endpoint]) -> str | None:
             with serving:
                 async with trio.open_nursery() as nursery:
                     for endpoint in endpoints:
-                        if endpoint.kind == "tcp":
-                            start = functools.partial(
-                                server.serve_tcp, endpoint.port, host=endpoint.host
-                            )
-                        else:
-                            start = functools.partial(server.serve_unix, endpoint.path)
                         try:
-                            listeners = await nursery.start(start)
+                            bound = await nursery.start(_serve_function(server, endpoint))
                         except OSError as exc:
                             failure = f"cannot listen on {describe_endpoint(endpoint)}: {exc}"
                             serving.cancel()
                             break
-                        for listener in listeners:
-                            sockname = listener.socket.getsockname()
+                        for listener_or_socket in bound:
+                            sock = getattr(listener_or_socket, "socket", listener_or_socket)
+                            sockname = sock.getsockname()
                             LOGGER.info(
                                 "listening on %s", describe_listener(endpoint.kind, sockname)
                             )
@@ -224,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.endpoints:
-        parser.error("give at least one endpoint: --tcp [HOST:]PORT or --unix PATH")
+        parser.error(
+            "give at least one endpoint: --tcp [HOST:]PORT, --unix PATH, "
+            "--udp [HOST:]PORT or --unix-datagram PATH"
+        )
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import trio
 
+from ._datagram import Datagram
 
-async def echo(stream: trio.abc.Stream) -> None:
-    """Send back every byte received until the peer closes its side."""
-    async for data in stream:
-        await stream.send_all(data)
+
+async def echo(request: trio.abc.Stream | Datagram) -> None:
+    """Send back what arrives: a stream's bytes until the peer's EOF, a datagram as it is.
+
+    One handler serves every kind of endpoint: it is given a stream by ``--tcp`` and
+    ``--unix`` endpoints and a :class:`~trioserve.Datagram` by ``--udp`` and
+    ``--unix-datagram`` ones. A TARGET that serves both kinds tells them apart the
+    same way.
+    """
+    if isinstance(request, Datagram):
+        await request.reply(request.data)
+        return
+    async for data in request:
+        await request.send_all(data)

@@ -24,3 +24,12 @@ class NotASocketError(TrioserveError, OSError):
 
     The file is never deleted: the server refuses to start instead.
     """
+
+
+class NoReplyAddressError(TrioserveError, OSError):
+    """A datagram's sender cannot be answered: it has no address to send to.
+
+    Raised by :meth:`trioserve.Datagram.reply` when the datagram came from a Unix
+    datagram socket that was never bound to a path. Its ``errno`` is ``EDESTADDRREQ``,
+    so a handler that ignores failed replies with ``except OSError`` ignores it too.
+    """

@@ -1,4 +1,4 @@
-"""Opening listening sockets: TCP on every address of a host, and Unix stream paths."""
+"""Opening sockets to serve on: TCP or UDP on every address of a host, and Unix stream paths."""
 
 from __future__ import annotations
 
@@ -51,9 +51,25 @@ async def open_tcp_sockets(
     Raises:
         OSError: Resolving or binding failed; no socket is left open.
     """
+    return await _open_inet_sockets(port, host, stdlib_socket.SOCK_STREAM, backlog)
+
+
+async def open_udp_sockets(port: int, host: str | bytes | None) -> list[stdlib_socket.socket]:
+    """Bind UDP sockets on ``port`` at every address of ``host``, as :func:`open_tcp_sockets`.
+
+    Unlike TCP, no ``SO_REUSEADDR``: on a UDP socket it would let a second server bind
+    the same port and quietly take datagrams meant for this one.
+    """
+    return await _open_inet_sockets(port, host, stdlib_socket.SOCK_DGRAM, None)
+
+
+async def _open_inet_sockets(
+    port: int, host: str | bytes | None, sock_type: int, backlog: int | None
+) -> list[stdlib_socket.socket]:
     addresses = await trio.socket.getaddrinfo(
-        host, port, type=stdlib_socket.SOCK_STREAM, flags=stdlib_socket.AI_PASSIVE
+        host, port, type=sock_type, flags=stdlib_socket.AI_PASSIVE
     )
+    stream = sock_type == stdlib_socket.SOCK_STREAM
     sockets: list[stdlib_socket.socket] = []
     unsupported: OSError | None = None
     try:
@@ -67,7 +83,8 @@ async def open_tcp_sockets(
                 raise
             sockets.append(sock)
             sock.setblocking(False)
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+            if stream:
+                sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
             if family == stdlib_socket.AF_INET6:
                 sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:
@@ -78,13 +95,15 @@ async def open_tcp_sockets(
                     sock.bind(sockaddr)
             else:
                 sock.bind(sockaddr)
-            sock.listen(backlog)
+            if backlog is not None:
+                sock.listen(backlog)
     except BaseException:
         for sock in sockets:
             sock.close()
         raise
     if not sockets:
-        raise unsupported or OSError(f"no address to listen on for host {host!r}")
+        what = "listen" if stream else "bind"
+        raise unsupported or OSError(f"no address to {what} on for host {host!r}")
     return sockets
 
 

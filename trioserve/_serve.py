@@ -8,6 +8,7 @@ from typing import Any
 
 import trio
 
+from ._datagram import DEFAULT_RECEIVE_SIZE
 from ._handlers import Handler
 from ._options import DEFAULT_GRACE_PERIOD
 from ._server import Server
@@ -104,4 +105,90 @@ async def serve_listeners(
     )
     await server.serve_listeners(
         listeners, handler_nursery=handler_nursery, task_status=task_status
+    )
+
+
+async def serve_udp(
+    handler: Handler,
+    port: int,
+    *,
+    host: str | bytes | None = None,
+    receive_size: int = DEFAULT_RECEIVE_SIZE,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    max_connections: int | None = None,
+    idle_timeout: float | None = None,
+    handler_timeout: float | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+) -> None:
+    """Serve UDP on ``port``, each datagram as ``handler(datagram)`` in a task of its own.
+
+    ``task_status.started()`` gets the list of bound trio sockets (one per address of
+    ``host``; every interface, IPv4 and IPv6, for ``None``). The handler gets a
+    :class:`Datagram`; ``await datagram.reply(data)`` answers from the socket it came
+    in on. What a handler raises, a failed reply included, is logged (logger
+    ``trioserve``) and counted, and the server goes on. See :meth:`Server.serve_udp`
+    for backpressure, oversized datagrams and shutdown.
+
+    Example::
+
+        async def echo(datagram: trioserve.Datagram) -> None:
+            await datagram.reply(datagram.data)
+
+        async with trio.open_nursery() as nursery:
+            sockets = await nursery.start(trioserve.serve_udp, echo, 0)
+            port = sockets[0].getsockname()[1]
+    """
+    server = Server(
+        handler,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        handler_timeout=handler_timeout,
+        grace_period=grace_period,
+    )
+    await server.serve_udp(
+        port,
+        host=host,
+        receive_size=receive_size,
+        handler_nursery=handler_nursery,
+        task_status=task_status,
+    )
+
+
+async def serve_unix_datagram(
+    handler: Handler,
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    *,
+    mode: int | None = None,
+    receive_size: int = DEFAULT_RECEIVE_SIZE,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    max_connections: int | None = None,
+    idle_timeout: float | None = None,
+    handler_timeout: float | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+) -> None:
+    """Serve a Unix datagram socket at ``path``, a task per datagram.
+
+    As :func:`serve_udp`; see :meth:`Server.serve_unix_datagram` for the socket file
+    and for senders that cannot be answered.
+
+    Example::
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trioserve.serve_unix_datagram, echo, "/run/echo.sock")
+    """
+    server = Server(
+        handler,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        handler_timeout=handler_timeout,
+        grace_period=grace_period,
+    )
+    await server.serve_unix_datagram(
+        path,
+        mode=mode,
+        receive_size=receive_size,
+        handler_nursery=handler_nursery,
+        task_status=task_status,
     )

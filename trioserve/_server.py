@@ -1,4 +1,4 @@
-"""`Server`: accepting, running handlers in nurseries, and shutting down."""
+"""`Server`: accepting and receiving, running handlers in nurseries, and shutting down."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import errno
 import os
 import socket as stdlib_socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 import trio
 from trio.lowlevel import checkpoint, notify_closing, wait_readable
 
 from ._connection import Connection, IdleWatch
+from ._datagram import DEFAULT_RECEIVE_SIZE, Datagram, DatagramSocket, check_receive_size
 from ._handlers import (
     LOGGER,
     PEER_GONE_ERRORS,
@@ -27,11 +28,12 @@ from ._listeners import (
     check_host,
     check_port,
     open_tcp_sockets,
+    open_udp_sockets,
     open_unix_socket,
 )
 from ._options import DEFAULT_GRACE_PERIOD, ServerOptions
 from ._stats import Counters, ServerStats
-from ._unix import SocketFile, check_mode, check_unix_path
+from ._unix import SocketFile, bind_unix_socket, check_mode, check_unix_path
 
 #: accept() errors that mean the system is out of descriptors or memory: back off.
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -67,6 +69,9 @@ ACCEPT_BACKOFF_MAX = 1.0
 #: other tasks (a checkpoint per accept would halve accept throughput under load).
 ACCEPT_BURST = 16
 
+#: What a handler is given: a stream (usually a Connection) or a Datagram.
+_Request: TypeAlias = trio.abc.AsyncResource | Datagram
+
 _current_server: contextvars.ContextVar[Server] = contextvars.ContextVar("trioserve.server")
 
 
@@ -83,26 +88,42 @@ def current_server() -> Server:
 
 
 class _Endpoint:
-    """One listening thing a serve_* call accepts on."""
-
-    listener: trio.abc.Listener[Any]
+    """One thing a serve_* call takes work from: a listener, or a datagram socket."""
 
     def close_now(self) -> None:
         """Stop accepting at once, where that can be done synchronously."""
+
+    def reported(self) -> object:
+        """What ``task_status.started()`` lists for this endpoint."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close it for good (its handlers are done); return at once if cancelled."""
+        raise NotImplementedError
+
+
+class _ListeningEndpoint(_Endpoint):
+    listener: trio.abc.Listener[Any]
+
+    def reported(self) -> object:
+        return self.listener
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.listener)
 
 
 async def _close_endpoints(endpoints: Sequence[_Endpoint]) -> None:
     for endpoint in endpoints:
         endpoint.close_now()
-    # aclose_forcefully returns at once (it cancels the close); the shield only makes
-    # sure every listener gets closed during a hard stop, not just the first one.
+    # Each aclose returns at once when cancelled; the shield only makes sure every
+    # endpoint gets closed during a hard stop, not just the first one.
     with trio.CancelScope(shield=True):
         for endpoint in endpoints:
-            await trio.aclose_forcefully(endpoint.listener)
+            await endpoint.aclose()
 
 
 @attrs.define(eq=False)
-class _SocketEndpoint(_Endpoint):
+class _SocketEndpoint(_ListeningEndpoint):
     """A listening socket this server opened: accepted on directly, without trio's wrappers."""
 
     sock: stdlib_socket.socket
@@ -119,7 +140,7 @@ class _SocketEndpoint(_Endpoint):
 
 
 @attrs.define(eq=False)
-class _ListenerEndpoint(_Endpoint):
+class _ListenerEndpoint(_ListeningEndpoint):
     """A trio listener the caller passed to serve_listeners."""
 
     listener: trio.abc.Listener[Any]
@@ -136,6 +157,23 @@ class _ListenerEndpoint(_Endpoint):
             return Connection.from_trio_socket(sock, address)
         stream: trio.abc.AsyncResource = await self.listener.accept()
         return stream
+
+
+@attrs.define(eq=False)
+class _DatagramEndpoint(_Endpoint):
+    """A datagram socket: it stays open after serving stops, until its handlers are done."""
+
+    socket: DatagramSocket
+
+    def close_now(self) -> None:
+        self.socket.stop_receiving()
+
+    def reported(self) -> object:
+        return self.socket.trio_socket
+
+    async def aclose(self) -> None:
+        self.socket.close()
+        await checkpoint()
 
 
 @attrs.define(eq=False)
@@ -182,9 +220,11 @@ class Server:
             :class:`Connection`, or the listener's own stream type for listeners that
             are not socket listeners); ``async def handler(datagram)`` for datagrams.
         max_connections: At most this many handlers at once; at the limit the server
-            stops accepting until one finishes (``None``: unlimited).
+            stops accepting (or reading datagrams) until one finishes (``None``:
+            unlimited).
         idle_timeout: Seconds a connection may wait for bytes from the peer before its
-            handler is cancelled and the connection closed (``None``: no limit).
+            handler is cancelled and the connection closed (``None``: no limit). It
+            does not apply to datagram handlers: use ``handler_timeout``.
         handler_timeout: Seconds a handler may run in all (``None``: no limit).
         grace_period: Seconds handlers may go on after :meth:`shutdown` before they are
             cancelled (``math.inf``: as long as they need).
@@ -326,6 +366,88 @@ class Server:
         )
         await self._serve([endpoint], handler_nursery, task_status)
 
+    async def serve_udp(
+        self,
+        port: int,
+        *,
+        host: str | bytes | None = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve UDP on ``port`` (0 picks a free one) at every address of ``host``.
+
+        Every datagram runs ``handler(datagram)`` (a :class:`Datagram`) in a task of its
+        own. At ``max_connections`` running handlers the server stops reading, so the
+        kernel's receive buffer holds (or, when full, drops) what comes next; no queue
+        grows in memory. A datagram larger than ``receive_size`` is dropped, logged and
+        counted in ``stats.dropped``, never handed over cut short. ``idle_timeout``
+        does not apply to datagrams.
+
+        On :meth:`shutdown` the server stops reading at once (datagrams that arrive
+        later are never handled) and keeps the sockets open until its handlers are done,
+        so they can still reply. The sockets are closed on every path.
+
+        Args:
+            port: The port; 0 lets the kernel choose (all addresses then share one).
+            host: Where to bind; ``None`` means every interface, IPv4 and IPv6.
+            receive_size: The largest datagram accepted, in bytes (each receive asks the
+                kernel for this much memory, so keep it near what clients send).
+            handler_nursery: Run handlers there instead of in a nursery of our own.
+            task_status: Given the list of bound trio sockets once they receive.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid.
+            OSError: Binding failed (e.g. the port is taken); nothing is left open.
+
+        Example::
+
+            async def handler(datagram: trioserve.Datagram) -> None:
+                await datagram.reply(datagram.data)
+
+            server = trioserve.Server(handler, max_connections=100)
+            async with trio.open_nursery() as nursery:
+                sockets = await nursery.start(server.serve_udp, 0)
+                port = sockets[0].getsockname()[1]
+        """
+        port = check_port(port)
+        host = check_host(host)
+        size = check_receive_size(receive_size)
+        _check_handler_nursery(handler_nursery)
+        sockets = await open_udp_sockets(port, host)
+        endpoints = [
+            _DatagramEndpoint(DatagramSocket(sock, size, self._counters)) for sock in sockets
+        ]
+        await self._serve(endpoints, handler_nursery, task_status)
+
+    async def serve_unix_datagram(
+        self,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+        *,
+        mode: int | None = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[trio.socket.SocketType]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve a Unix datagram socket at ``path``, a task per datagram.
+
+        Datagrams are handled as :meth:`serve_udp` handles them. A reply goes to the
+        path the sender's socket is bound to; :meth:`Datagram.reply` raises
+        :class:`NoReplyAddressError` for a sender bound to none. The socket file is
+        treated as :meth:`serve_unix` treats it: a stale one is replaced, a live one
+        raises :class:`AddressInUseError`, a path that is not a socket raises
+        :class:`NotASocketError` and is left alone; ``mode`` is applied at once; the
+        file is removed when serving stops (on :meth:`shutdown`, before the grace
+        period, so no new sender finds it).
+        """
+        fspath = check_unix_path(path)
+        mode = check_mode(mode)
+        size = check_receive_size(receive_size)
+        _check_handler_nursery(handler_nursery)
+        sock, socket_file = bind_unix_socket(fspath, stdlib_socket.SOCK_DGRAM, mode=mode)
+        endpoint = _DatagramEndpoint(DatagramSocket(sock, size, self._counters, socket_file))
+        await self._serve([endpoint], handler_nursery, task_status)
+
     async def serve_listeners(
         self,
         listeners: Sequence[trio.abc.Listener[Any]],
@@ -348,18 +470,15 @@ class Server:
                 raise TypeError(f"expected a trio.abc.Listener, got {listener!r}")
         _check_handler_nursery(handler_nursery)
         endpoints = [_ListenerEndpoint(listener) for listener in listeners]
-        await self._serve(endpoints, handler_nursery, task_status, started=list(listeners))
+        await self._serve(endpoints, handler_nursery, task_status)
 
     async def _serve(
         self,
         endpoints: Sequence[_Endpoint],
         handler_nursery: trio.Nursery | None,
         task_status: trio.TaskStatus[Any],
-        *,
-        started: Any = None,
     ) -> None:
-        if started is None:
-            started = [endpoint.listener for endpoint in endpoints]
+        started = [endpoint.reported() for endpoint in endpoints]
         run = _ServeRun(endpoints, external_nursery=handler_nursery is not None)
         server_token = _current_server.set(self)
         self._runs.add(run)
@@ -405,6 +524,8 @@ class Server:
         try:
             if isinstance(endpoint, _SocketEndpoint):
                 await self._accept_sockets(run, endpoint, handlers)
+            elif isinstance(endpoint, _DatagramEndpoint):
+                await self._receive_datagrams(run, endpoint.socket, handlers)
             else:
                 assert isinstance(endpoint, _ListenerEndpoint)
                 await self._accept_streams(run, endpoint, handlers)
@@ -480,6 +601,25 @@ class Server:
             backoff = ACCEPT_BACKOFF_MIN
             self._start_handler(run, handlers, stream)
 
+    async def _receive_datagrams(
+        self, run: _ServeRun, sock: DatagramSocket, handlers: trio.Nursery
+    ) -> None:
+        """The receive loop: a slot, then a datagram, then a handler task for it."""
+        slots = self._slots
+        while True:
+            if slots is not None:
+                try:
+                    slots.acquire_nowait()  # acquire() would yield on every datagram
+                except trio.WouldBlock:
+                    await slots.acquire()
+            try:
+                datagram = await sock.receive()
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
+            self._start_handler(run, handlers, datagram)
+
     async def _back_off(self, exc: OSError, delay: float) -> float:
         """Get over a failed accept; return the next delay to wait if it fails again.
 
@@ -502,11 +642,12 @@ class Server:
             await self._descriptor_freed.wait()
         return min(delay * 2, ACCEPT_BACKOFF_MAX)
 
-    def _start_handler(
-        self, run: _ServeRun, handlers: trio.Nursery, stream: trio.abc.AsyncResource
-    ) -> None:
+    def _start_handler(self, run: _ServeRun, handlers: trio.Nursery, stream: _Request) -> None:
         counters = self._counters
-        counters.accepted += 1
+        if isinstance(stream, Datagram):
+            counters.received += 1
+        else:
+            counters.accepted += 1
         counters.active += 1
         run.active += 1
         scope: trio.CancelScope | None = None
@@ -534,7 +675,7 @@ class Server:
         self._descriptor_freed.set()
 
     async def _run_handler(
-        self, run: _ServeRun, stream: trio.abc.AsyncResource, scope: trio.CancelScope | None
+        self, run: _ServeRun, stream: _Request, scope: trio.CancelScope | None
     ) -> None:
         try:
             if scope is None:
@@ -554,12 +695,12 @@ class Server:
             try:
                 if isinstance(stream, Connection):
                     stream.close()
-                else:
+                elif not isinstance(stream, Datagram):
                     await trio.aclose_forcefully(stream)  # re-raises an outer Cancelled
             finally:
                 self._handler_done(run, scope)
 
-    async def _call_handler(self, stream: trio.abc.AsyncResource) -> None:
+    async def _call_handler(self, stream: _Request) -> None:
         """Run the handler; log and count what it raises, let cancellation through."""
         try:
             await self.handler(stream)
@@ -575,8 +716,9 @@ class Server:
             elif failure is not None:
                 self._counters.failed += 1
                 LOGGER.error(
-                    "handler %r failed on a connection from %s",
+                    "handler %r failed on %s from %s",
                     self.handler,
+                    "a datagram" if isinstance(stream, Datagram) else "a connection",
                     describe_peer(getattr(stream, "remote_address", None)),
                     exc_info=failure,
                 )
@@ -587,13 +729,17 @@ class Server:
         else:
             self._counters.completed += 1
 
-    def _note_stopped(
-        self, run: _ServeRun, stream: trio.abc.AsyncResource, scope: trio.CancelScope
-    ) -> None:
+    def _note_stopped(self, run: _ServeRun, stream: _Request, scope: trio.CancelScope) -> None:
         if run.grace_over:
             self._counters.cancelled += 1
             return
         self._counters.timed_out += 1
+        if isinstance(stream, Datagram):
+            LOGGER.info(
+                "handler for a datagram from %s cancelled: handler_timeout expired",
+                describe_peer(stream.remote_address),
+            )
+            return
         # An idle watch puts the handler's own deadline back after every receive.
         which = "handler_timeout" if trio.current_time() >= scope.deadline else "idle_timeout"
         LOGGER.info(
