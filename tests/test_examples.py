@@ -205,3 +205,13 @@ async def test_socketserver_program_migrated_with_one_import() -> None:
     ):
         await client.send_all(b"one import\n")
         assert await receive_until(client, b"\n") == b"ONE IMPORT\n"
+
+
+async def test_udp_echo() -> None:
+    async with running("udp_echo.py", "0") as example:
+        assert example.address.startswith("udp://127.0.0.1:"), example.address
+        with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sock:
+            await sock.connect(("127.0.0.1", example.port))
+            await sock.send(b"over udp")
+            with trio.fail_after(PATIENCE):
+                assert await sock.recv(100) == b"over udp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket as stdlib_socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, ClassVar, Protocol
@@ -192,14 +192,11 @@ async def _start(
     if kind == "memory":
         memory = MemoryListener()
         return await nursery.start(partial(server.serve_listeners, [memory])), None, memory
-    serve: Callable[..., Any] | None = getattr(server, f"serve_{kind.replace('-', '_')}", None)
-    if serve is None:
-        raise RuntimeError(f"kind={kind!r} needs Server.serve_{kind}, which is not there yet")
     if kind == "udp":
-        sockets = await nursery.start(partial(serve, 0, host=host))
+        sockets = await nursery.start(partial(server.serve_udp, 0, host=host))
         return sockets, inet_address(sockets[0].getsockname()), None
     assert path is not None
-    return await nursery.start(partial(serve, path)), path, None
+    return await nursery.start(partial(server.serve_unix_datagram, path)), path, None
 
 
 @asynccontextmanager
