@@ -55,3 +55,10 @@ def describe_peer(address: object) -> str:
     if isinstance(address, bytes):
         address = address.decode(errors="backslashreplace")
     return repr(address) if address else "an unnamed Unix socket"
+
+
+def describe_origin(stream: object) -> str:
+    """Where a connection or datagram came from, for log messages."""
+    if hasattr(stream, "remote_address"):
+        return describe_peer(stream.remote_address)
+    return f"a {type(stream).__name__}"  # a listener's own stream type (memory, TLS, ...)

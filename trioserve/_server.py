@@ -20,7 +20,7 @@ from ._handlers import (
     PEER_GONE_ERRORS,
     Handler,
     check_handler,
-    describe_peer,
+    describe_origin,
     split_handler_error,
 )
 from ._listeners import (
@@ -710,7 +710,7 @@ class Server:
                 self._counters.disconnected += 1
                 LOGGER.info(
                     "connection from %s broken: %s",
-                    describe_peer(getattr(stream, "remote_address", None)),
+                    describe_origin(stream),
                     failure,
                 )
             elif failure is not None:
@@ -719,7 +719,7 @@ class Server:
                     "handler %r failed on %s from %s",
                     self.handler,
                     "a datagram" if isinstance(stream, Datagram) else "a connection",
-                    describe_peer(getattr(stream, "remote_address", None)),
+                    describe_origin(stream),
                     exc_info=failure,
                 )
             if rest is exc:
@@ -737,13 +737,13 @@ class Server:
         if isinstance(stream, Datagram):
             LOGGER.info(
                 "handler for a datagram from %s cancelled: handler_timeout expired",
-                describe_peer(stream.remote_address),
+                describe_origin(stream),
             )
             return
         # An idle watch puts the handler's own deadline back after every receive.
         which = "handler_timeout" if trio.current_time() >= scope.deadline else "idle_timeout"
         LOGGER.info(
             "connection from %s closed: %s expired",
-            describe_peer(getattr(stream, "remote_address", None)),
+            describe_origin(stream),
             which,
         )
