@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -152,6 +153,17 @@ async def test_handler_errors_can_be_kept_instead_of_raised() -> None:
         assert await client.receive_some() == b""
     [error] = test_server.handler_errors
     assert isinstance(error, ValueError)
+
+
+async def test_handler_errors_are_collected_whatever_the_logging_level() -> None:
+    logger = logging.getLogger("trioserve")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with pytest.raises(ExceptionGroup, match="1 handler of the test server"):
+            await break_handlers(1, kind="memory")
+    finally:
+        logger.setLevel(level)
 
 
 async def test_errors_of_another_server_are_not_collected() -> None:

@@ -6,7 +6,7 @@ import contextvars
 import errno
 import os
 import socket as stdlib_socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import attrs
@@ -268,6 +268,8 @@ class Server:
         self._shutdown_event = trio.Event()
         self._descriptor_freed = trio.Event()
         self._runs: set[_ServeRun] = set()
+        #: Called with each exception a handler fails with (trioserve.testing uses it).
+        self._failure_watchers: list[Callable[[Exception], None]] = []
 
     def __repr__(self) -> str:
         return f"<trioserve.Server handler={self.handler!r} {self.options!r}>"
@@ -722,6 +724,8 @@ class Server:
                     describe_origin(stream),
                     exc_info=failure,
                 )
+                for watcher in self._failure_watchers:
+                    watcher(failure)
             if rest is exc:
                 raise
             if rest is not None:

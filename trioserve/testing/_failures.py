@@ -2,55 +2,41 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .._handlers import LOGGER
-from .._server import Server, current_server
+from .._server import Server
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
 
 
-class FailureCollector(logging.Handler):
-    """A handler on the ``trioserve`` logger that keeps one server's handler errors.
+class FailureCollector:
+    """Keeps what one server's handlers fail with, while :meth:`installed` is active.
 
-    The server logs a failed handler at ERROR level with the exception attached, from
-    the handler's own task, where :func:`trioserve.current_server` names the server.
-    Records from any other server (another test server, another thread) are ignored.
+    The server reports each handler failure to it directly (whatever the logging
+    configuration), from the handler's task or thread.
     """
 
     def __init__(self, server: Server) -> None:
-        super().__init__(logging.ERROR)
         self.server = server
         self.failures: list[Exception] = []
         self._failures_lock = threading.Lock()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info is None:
-            return
-        failure = record.exc_info[1]
-        if not isinstance(failure, Exception):
-            return
-        try:
-            server = current_server()
-        except RuntimeError:
-            return
-        if server is self.server:
-            with self._failures_lock:
-                self.failures.append(failure)
+    def record(self, failure: Exception) -> None:
+        with self._failures_lock:
+            self.failures.append(failure)
 
     @contextmanager
     def installed(self) -> Iterator[FailureCollector]:
-        """Listen on the ``trioserve`` logger for the duration of the block."""
-        LOGGER.addHandler(self)
+        """Collect the server's handler failures for the duration of the block."""
+        self.server._failure_watchers.append(self.record)
         try:
             yield self
         finally:
-            LOGGER.removeHandler(self)
+            self.server._failure_watchers.remove(self.record)
 
 
 def handler_errors_group(failures: list[Exception], where: str) -> ExceptionGroup[Exception]:
