@@ -19,11 +19,12 @@ from trio.lowlevel import (
 #: Bytes :meth:`Connection.receive_some` asks the kernel for when no size is given.
 DEFAULT_RECEIVE_SIZE = 65536
 
-_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+#: errno values that mean the socket itself is gone (closed under us).
+CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 def _stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
-    if exc.errno in _CLOSED_ERRNOS:
+    if exc.errno in CLOSED_ERRNOS:
         return trio.ClosedResourceError("the connection was already closed")
     return trio.BrokenResourceError(f"connection broken: {exc}")
 

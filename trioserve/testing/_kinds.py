@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from typing import Any, Literal
 
+from .._handlers import host_port
+
 #: The kinds of endpoint a test server can open.
 Kind = Literal["tcp", "unix", "udp", "unix-datagram", "memory"]
 
@@ -49,8 +51,7 @@ def inet_address(sockname: Any) -> tuple[str, int]:
 def describe(kind: Kind, address: Address) -> str:
     """``tcp://127.0.0.1:8080``, ``unix:/path``, ``memory``: where a server is, for messages."""
     if isinstance(address, tuple):
-        host, port = address
-        return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
+        return f"{kind}://{host_port(*address)}"
     if address is None:
         return kind
     return f"{kind}:{address}"
