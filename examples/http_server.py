@@ -22,12 +22,41 @@ import trioserve
 MAX_BODY = 1 << 20
 
 
-async def next_event(conn: trioserve.Connection, http: h11.Connection) -> h11.Event | None:
-    """The next HTTP event from the client; None when it closed the connection."""
+async def receive_unless_shut_down(
+    conn: trioserve.Connection, server: trioserve.Server
+) -> bytes | None:
+    """Bytes from the client; None if the server starts shutting down first."""
+    received: bytes | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def hang_up_on_shutdown() -> None:
+            await server.wait_for_shutdown()
+            nursery.cancel_scope.cancel()  # a cancelled receive loses no bytes
+
+        nursery.start_soon(hang_up_on_shutdown)
+        received = await conn.receive_some()
+        nursery.cancel_scope.cancel()
+    return received
+
+
+async def next_event(
+    conn: trioserve.Connection, http: h11.Connection, server: trioserve.Server | None = None
+) -> h11.Event | None:
+    """The next HTTP event from the client; None when it closed the connection.
+
+    With ``server``, waiting for the client also ends (with None) when the server starts
+    shutting down. h11's parse errors (RemoteProtocolError) come out as they are.
+    """
     while True:
         event = http.next_event()
         if event is h11.NEED_DATA:
-            http.receive_data(await conn.receive_some())
+            if server is None:
+                data: bytes | None = await conn.receive_some()
+            else:
+                data = await receive_unless_shut_down(conn, server)
+                if data is None:
+                    return None
+            http.receive_data(data)
             continue
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None
@@ -39,16 +68,7 @@ async def next_request(
     conn: trioserve.Connection, http: h11.Connection, server: trioserve.Server
 ) -> h11.Request | None:
     """Wait for the next request; None if the client leaves or the server shuts down first."""
-    event: h11.Event | None = None
-    async with trio.open_nursery() as nursery:
-
-        async def hang_up_on_shutdown() -> None:
-            await server.wait_for_shutdown()
-            nursery.cancel_scope.cancel()  # a cancelled receive loses no bytes
-
-        nursery.start_soon(hang_up_on_shutdown)
-        event = await next_event(conn, http)
-        nursery.cancel_scope.cancel()
+    event = await next_event(conn, http, server)
     return event if isinstance(event, h11.Request) else None
 
 

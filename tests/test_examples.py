@@ -28,6 +28,7 @@ class Running:
     process: trio.Process
     address: str
     interrupted: bool = False
+    stderr: bytes = b""
 
     def interrupt(self) -> None:
         """SIGINT, once: a second one while the example stops would stop it at once."""
@@ -68,9 +69,12 @@ async def receive_until(stream: trio.abc.ReceiveStream, end: bytes) -> bytes:
 async def running(script: str, *args: str) -> AsyncIterator[Running]:
     """Run an example; yield once it says where it listens; then SIGINT it: it exits 0."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, str(EXAMPLES / script), *args], stdout=subprocess.PIPE
+        [sys.executable, str(EXAMPLES / script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert process.stdout is not None
+    assert process.stderr is not None
     try:
         with trio.fail_after(PATIENCE):
             line = (await read_line(process.stdout)).decode()
@@ -79,13 +83,16 @@ async def running(script: str, *args: str) -> AsyncIterator[Running]:
         yield example
         example.interrupt()
         with trio.fail_after(PATIENCE):
-            assert await process.wait() == 0
+            while chunk := await process.stderr.receive_some():
+                example.stderr += chunk
+            assert await process.wait() == 0, example.stderr.decode()
     finally:
         if process.returncode is None:
             process.kill()
             with trio.move_on_after(PATIENCE, shield=True):
                 await process.wait()
         await trio.aclose_forcefully(process.stdout)
+        await trio.aclose_forcefully(process.stderr)
 
 
 async def test_tcp_echo() -> None:
@@ -156,6 +163,19 @@ async def test_http_server_keeps_alive_then_shuts_down_gracefully() -> None:
         example.interrupt()
         with trio.fail_after(PATIENCE):  # the idle keep-alive connection is closed at once
             assert await client.receive_some() == b""
+
+
+async def test_http_server_answers_a_malformed_request_with_400() -> None:
+    async with running("http_server.py", "0") as example:
+        async with await example.connect() as client:
+            await client.send_all(b"GARBAGE\r\n\r\n")
+            reply = await receive_until(client, b"bad request\n")
+            assert reply.startswith(b"HTTP/1.1 400 ")
+        async with await example.connect() as client:  # and the server goes on
+            response, content = await http_exchange(client, h11.Connection(h11.CLIENT), b"/ok")
+            assert (response.status_code, content) == (200, b"hello from /ok\n")
+        example.interrupt()
+    assert b"Traceback" not in example.stderr
 
 
 async def test_tls_echo(tmp_path: Path) -> None:
