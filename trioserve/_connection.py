@@ -167,15 +167,18 @@ class Connection(trio.abc.HalfCloseableStream):
         self._sending = True
         try:
             await checkpoint_if_cancelled()
-            self._check_open()
             if self._eof_sent:
                 raise trio.ClosedResourceError("cannot send after send_eof()")
             sock = self._raw
             waited = False
-            try:
-                sent = sock.send(data) if data else 0
-            except BlockingIOError:
+            if not data:
+                self._check_open()  # no send() to find out
                 sent = 0
+            else:
+                try:
+                    sent = sock.send(data)  # EBADF (closed) becomes ClosedResourceError
+                except BlockingIOError:
+                    sent = 0
             if sent < len(data):
                 with memoryview(data) as view:
                     while sent < len(view):
@@ -235,9 +238,9 @@ class Connection(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is already receiving on this connection")
         self._receiving = True
         try:
-            self._check_open()
             sock = self._raw
             if self._drained:
+                self._check_open()  # recv() would find out, but waiting first would not
                 # The last receive emptied the kernel's buffer, so a recv() now would
                 # almost surely fail with EAGAIN: wait for the socket to be readable.
                 data = await self._receive_when_readable(sock, max_bytes)
