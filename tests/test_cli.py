@@ -203,3 +203,11 @@ def test_python_dash_m_and_the_console_script_agree() -> None:
     )
     assert result.returncode == 0
     assert result.stdout == run_cli("--help").stdout
+
+
+def test_a_target_that_is_not_an_async_function_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "blocking.py").write_text("def handler(conn):\n    conn.send_all(b'x')\n")
+    result = run_cli(f"{tmp_path / 'blocking.py'}:handler", "--tcp", "0")
+    assert result.returncode == 2
+    assert "is not an async function" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -60,7 +60,9 @@ async def test_udp_without_a_host_listens_on_every_interface() -> None:
         assert await run.finish() == 0
 
 
-async def test_an_unanswerable_sender_is_logged_and_the_echo_goes_on(tmp_path: Path) -> None:
+async def test_an_unanswerable_sender_is_skipped_quietly_and_the_echo_goes_on(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "cli.sock"
     async with cli("--unix-datagram", str(path)) as run:
         await run.read_until(LISTENING)
@@ -70,8 +72,9 @@ async def test_an_unanswerable_sender_is_logged_and_the_echo_goes_on(tmp_path: P
             assert await client.exchange(b"bound") == b"bound"
         run.process.send_signal(signal.SIGINT)
         assert await run.finish() == 0
-    assert b"NoReplyAddressError" in run.stderr
-    assert b"failed on a datagram from an unnamed Unix socket" in run.stderr
+    # Any local process could send these: no traceback, no ERROR line per datagram.
+    assert b"NoReplyAddressError" not in run.stderr
+    assert b"ERROR" not in run.stderr
 
 
 @pytest.mark.parametrize(

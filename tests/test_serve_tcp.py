@@ -265,3 +265,27 @@ async def test_a_peer_that_resets_is_a_disconnect_not_a_failure(
     [record] = [r for r in caplog.records if "broken" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert record.exc_info is None
+
+
+async def test_a_peer_gone_inside_a_handlers_nursery_is_a_disconnect_too(
+    nursery: trio.Nursery,
+) -> None:
+    async def handler(conn: trioserve.Connection) -> None:
+        async def pump() -> None:
+            while True:
+                await conn.send_all(b"x" * 65536)
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(pump)
+            inner.start_soon(trio.sleep_forever)
+
+    server = trioserve.Server(handler)
+    listeners = await nursery.start(server.serve_tcp, 0)
+    sock = socket.create_connection(listeners[0].socket.getsockname()[:2])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    while server.stats.accepted == 0:
+        await trio.testing.wait_all_tasks_blocked()
+    sock.close()  # reset while the handler's nursery is sending
+    while server.stats.active:
+        await trio.testing.wait_all_tasks_blocked()
+    assert (server.stats.disconnected, server.stats.failed) == (1, 0)

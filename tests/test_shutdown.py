@@ -183,3 +183,36 @@ async def test_grace_period_zero_cancels_at_once(autojump_clock: trio.abc.Clock)
             assert await client.receive_some() == b""
     assert trio.current_time() == start
     assert server.stats.cancelled == 1
+
+
+async def test_with_an_external_handler_nursery_serve_returns_after_the_handlers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cleaned_up = trio.Event()
+
+    async def slow_to_leave(conn: trioserve.Connection) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(1)  # cleanup that outlives the cancellation
+                cleaned_up.set()
+
+    server = trioserve.Server(slow_to_leave, grace_period=2)
+    returned_after_cleanup: list[bool] = []
+
+    async def serve(
+        handler_nursery: trio.Nursery, task_status: trio.TaskStatus[list[trio.SocketListener]]
+    ) -> None:
+        await server.serve_tcp(
+            0, host="127.0.0.1", handler_nursery=handler_nursery, task_status=task_status
+        )
+        returned_after_cleanup.append(cleaned_up.is_set())
+
+    async with trio.open_nursery() as handler_nursery:
+        [listener] = await handler_nursery.start(serve, handler_nursery)
+        async with await connect(listener) as client:
+            await trio.testing.wait_all_tasks_blocked()
+            server.shutdown()
+            assert await client.receive_some() == b""
+    assert returned_after_cleanup == [True]

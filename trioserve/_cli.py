@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib
 import importlib.util
+import inspect
 import logging
 import os
 import signal
@@ -17,12 +18,11 @@ import attrs
 import trio
 
 from ._echo import echo
-from ._handlers import Handler
+from ._handlers import Handler, host_port
 from ._server import Server
 
 LOGGER = logging.getLogger("trioserve")
 
-USAGE_ERROR = 2
 STARTUP_ERROR = 1
 
 
@@ -116,6 +116,9 @@ def load_target(target: str) -> Handler:
             raise TargetError(f"cannot load {target!r}: no attribute {attribute!r}") from None
     if not callable(obj):
         raise TargetError(f"{target!r} is not a handler: {obj!r} is not callable")
+    function = obj.func if isinstance(obj, functools.partial) else obj
+    if inspect.isfunction(function) and not inspect.iscoroutinefunction(function):
+        raise TargetError(f"{target!r} is not a handler: {obj!r} is not an async function")
     return obj  # type: ignore[no-any-return]
 
 
@@ -190,8 +193,7 @@ def describe_listener(kind: str, sockname: Any) -> str:
     if kind in PATH_KINDS:
         path = os.fsdecode(sockname) if isinstance(sockname, bytes) else sockname
         return f"{kind}:{path}"
-    host, port = sockname[0], sockname[1]
-    return f"{kind}://[{host}]:{port}" if ":" in host else f"{kind}://{host}:{port}"
+    return f"{kind}://{host_port(sockname[0], sockname[1])}"
 
 
 async def _watch_signals(signals: Any, server: Server, serving: trio.CancelScope) -> None:
@@ -209,13 +211,8 @@ async def _watch_signals(signals: Any, server: Server, serving: trio.CancelScope
 
 def describe_endpoint(endpoint: Endpoint) -> str:
     if endpoint.kind in PATH_KINDS:
-        return f"{endpoint.kind}:{endpoint.path}"
-    host = endpoint.host or "*"
-    return (
-        f"{endpoint.kind}://[{host}]:{endpoint.port}"
-        if ":" in host
-        else (f"{endpoint.kind}://{host}:{endpoint.port}")
-    )
+        return describe_listener(endpoint.kind, endpoint.path)
+    return describe_listener(endpoint.kind, (endpoint.host or "*", endpoint.port))
 
 
 def _serve_function(server: Server, endpoint: Endpoint) -> Callable[..., Awaitable[None]]:

@@ -19,11 +19,12 @@ from trio.lowlevel import (
 #: Bytes :meth:`Connection.receive_some` asks the kernel for when no size is given.
 DEFAULT_RECEIVE_SIZE = 65536
 
-_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+#: errno values that mean the socket itself is gone (closed under us).
+CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 def _stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
-    if exc.errno in _CLOSED_ERRNOS:
+    if exc.errno in CLOSED_ERRNOS:
         return trio.ClosedResourceError("the connection was already closed")
     return trio.BrokenResourceError(f"connection broken: {exc}")
 
@@ -166,15 +167,18 @@ class Connection(trio.abc.HalfCloseableStream):
         self._sending = True
         try:
             await checkpoint_if_cancelled()
-            self._check_open()
             if self._eof_sent:
                 raise trio.ClosedResourceError("cannot send after send_eof()")
             sock = self._raw
             waited = False
-            try:
-                sent = sock.send(data) if data else 0
-            except BlockingIOError:
+            if not data:
+                self._check_open()  # no send() to find out
                 sent = 0
+            else:
+                try:
+                    sent = sock.send(data)  # EBADF (closed) becomes ClosedResourceError
+                except BlockingIOError:
+                    sent = 0
             if sent < len(data):
                 with memoryview(data) as view:
                     while sent < len(view):
@@ -234,9 +238,9 @@ class Connection(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is already receiving on this connection")
         self._receiving = True
         try:
-            self._check_open()
             sock = self._raw
             if self._drained:
+                self._check_open()  # recv() would find out, but waiting first would not
                 # The last receive emptied the kernel's buffer, so a recv() now would
                 # almost surely fail with EAGAIN: wait for the socket to be readable.
                 data = await self._receive_when_readable(sock, max_bytes)

@@ -18,6 +18,7 @@ from trio.lowlevel import (
     wait_writable,
 )
 
+from ._connection import CLOSED_ERRNOS
 from ._errors import NoReplyAddressError
 from ._handlers import LOGGER, describe_peer
 from ._stats import Counters
@@ -64,8 +65,6 @@ REPLY_RETRY_MAX = 0.05
 ERROR_QUEUE_READS = 64
 
 _MSG_ERRQUEUE: int = getattr(stdlib_socket, "MSG_ERRQUEUE", 0)
-
-_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 def check_receive_size(receive_size: object) -> int:
@@ -150,7 +149,7 @@ class Datagram:
                     await wait_writable(sock)  # the send buffer drains on its own
                     continue
             except OSError as exc:
-                if exc.errno in _CLOSED_ERRNOS:
+                if exc.errno in CLOSED_ERRNOS:
                     raise trio.ClosedResourceError("the server's socket was closed") from None
                 if exc.errno != errno.ENOBUFS:
                     raise

@@ -28,6 +28,16 @@ PEER_GONE_ERRORS = (
 )
 
 
+def is_peer_gone(failure: Exception) -> bool:
+    """Whether a handler failed only because its peer went away (nurseries included)."""
+    if isinstance(failure, PEER_GONE_ERRORS):
+        return True
+    if isinstance(failure, BaseExceptionGroup):
+        _, rest = failure.split(PEER_GONE_ERRORS)
+        return rest is None
+    return False
+
+
 def check_handler(handler: object) -> None:
     if not callable(handler):
         raise TypeError(f"handler must be an async callable, not {handler!r}")
@@ -48,10 +58,21 @@ def split_handler_error(exc: BaseException) -> tuple[Exception | None, BaseExcep
     return None, exc
 
 
+def host_port(host: object, port: object) -> str:
+    """``host:port``, with an IPv6 host in brackets: ``[::1]:8080``."""
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
 def describe_peer(address: object) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return host_port(address[0], address[1])
     if isinstance(address, bytes):
         address = address.decode(errors="backslashreplace")
     return repr(address) if address else "an unnamed Unix socket"
+
+
+def describe_origin(stream: object) -> str:
+    """Where a connection or datagram came from, for log messages."""
+    if hasattr(stream, "remote_address"):
+        return describe_peer(stream.remote_address)
+    return f"a {type(stream).__name__}"  # a listener's own stream type (memory, TLS, ...)

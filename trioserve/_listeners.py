@@ -42,8 +42,9 @@ async def open_tcp_sockets(
 ) -> list[stdlib_socket.socket]:
     """Listen on ``port`` at every address ``host`` resolves to (every interface for None).
 
-    When ``port`` is 0 and there are several addresses, all of them get the port the
-    first one was given, so one number reaches the server over IPv4 and IPv6.
+    When ``port`` is 0 and there are several addresses, the others get the port the
+    first one was given where it is free there too (so one number usually reaches the
+    server over IPv4 and IPv6); where it is not, the kernel picks another.
 
     Returns:
         Non-blocking listening sockets; the caller closes them.

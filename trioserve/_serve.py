@@ -14,6 +14,22 @@ from ._options import DEFAULT_GRACE_PERIOD
 from ._server import Server
 
 
+def _server(
+    handler: Handler,
+    max_connections: int | None,
+    idle_timeout: float | None,
+    handler_timeout: float | None,
+    grace_period: float,
+) -> Server:
+    return Server(
+        handler,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        handler_timeout=handler_timeout,
+        grace_period=grace_period,
+    )
+
+
 async def serve_tcp(
     handler: Handler,
     port: int,
@@ -46,13 +62,7 @@ async def serve_tcp(
             listeners = await nursery.start(trioserve.serve_tcp, echo, 0)
             port = listeners[0].socket.getsockname()[1]
     """
-    server = Server(
-        handler,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        handler_timeout=handler_timeout,
-        grace_period=grace_period,
-    )
+    server = _server(handler, max_connections, idle_timeout, handler_timeout, grace_period)
     await server.serve_tcp(
         port, host=host, backlog=backlog, handler_nursery=handler_nursery, task_status=task_status
     )
@@ -72,13 +82,7 @@ async def serve_unix(
     grace_period: float = DEFAULT_GRACE_PERIOD,
 ) -> None:
     """Serve a Unix stream socket at ``path``; see :meth:`Server.serve_unix` for its file."""
-    server = Server(
-        handler,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        handler_timeout=handler_timeout,
-        grace_period=grace_period,
-    )
+    server = _server(handler, max_connections, idle_timeout, handler_timeout, grace_period)
     await server.serve_unix(
         path, mode=mode, backlog=backlog, handler_nursery=handler_nursery, task_status=task_status
     )
@@ -96,13 +100,7 @@ async def serve_listeners(
     grace_period: float = DEFAULT_GRACE_PERIOD,
 ) -> None:
     """Serve connections from trio listeners; a drop-in for :func:`trio.serve_listeners`."""
-    server = Server(
-        handler,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        handler_timeout=handler_timeout,
-        grace_period=grace_period,
-    )
+    server = _server(handler, max_connections, idle_timeout, handler_timeout, grace_period)
     await server.serve_listeners(
         listeners, handler_nursery=handler_nursery, task_status=task_status
     )
@@ -139,13 +137,7 @@ async def serve_udp(
             sockets = await nursery.start(trioserve.serve_udp, echo, 0)
             port = sockets[0].getsockname()[1]
     """
-    server = Server(
-        handler,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        handler_timeout=handler_timeout,
-        grace_period=grace_period,
-    )
+    server = _server(handler, max_connections, idle_timeout, handler_timeout, grace_period)
     await server.serve_udp(
         port,
         host=host,
@@ -178,13 +170,7 @@ async def serve_unix_datagram(
         async with trio.open_nursery() as nursery:
             await nursery.start(trioserve.serve_unix_datagram, echo, "/run/echo.sock")
     """
-    server = Server(
-        handler,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        handler_timeout=handler_timeout,
-        grace_period=grace_period,
-    )
+    server = _server(handler, max_connections, idle_timeout, handler_timeout, grace_period)
     await server.serve_unix_datagram(
         path,
         mode=mode,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import errno
 import os
 import socket as stdlib_socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import attrs
@@ -17,10 +18,10 @@ from ._connection import Connection, IdleWatch
 from ._datagram import DEFAULT_RECEIVE_SIZE, Datagram, DatagramSocket, check_receive_size
 from ._handlers import (
     LOGGER,
-    PEER_GONE_ERRORS,
     Handler,
     check_handler,
-    describe_peer,
+    describe_origin,
+    is_peer_gone,
     split_handler_error,
 )
 from ._listeners import (
@@ -153,7 +154,7 @@ class _ListenerEndpoint(_ListeningEndpoint):
         if isinstance(self.listener, trio.SocketListener):
             sock, address = await self.listener.socket.accept()
             if sock.family != stdlib_socket.AF_UNIX:
-                sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
+                _set_nodelay(sock)
             return Connection.from_trio_socket(sock, address)
         stream: trio.abc.AsyncResource = await self.listener.accept()
         return stream
@@ -201,6 +202,13 @@ class _ServeRun:
             self.handler_scopes.discard(scope)
         if self.active == 0 and self.drained is not None:
             self.drained.set()
+
+
+def _set_nodelay(sock: stdlib_socket.socket | trio.socket.SocketType) -> None:
+    # Some systems (macOS, BSDs) refuse options on a connection the peer reset while
+    # it waited in the backlog: its handler will find out on its first receive.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
 
 
 def _check_handler_nursery(handler_nursery: object) -> None:
@@ -268,6 +276,8 @@ class Server:
         self._shutdown_event = trio.Event()
         self._descriptor_freed = trio.Event()
         self._runs: set[_ServeRun] = set()
+        #: Called with each exception a handler fails with (trioserve.testing uses it).
+        self._failure_watchers: list[Callable[[Exception], None]] = []
 
     def __repr__(self) -> str:
         return f"<trioserve.Server handler={self.handler!r} {self.options!r}>"
@@ -513,9 +523,11 @@ class Server:
             return
         LOGGER.info("grace period over: cancelling %d handlers", run.active)
         run.grace_over = True
+        if not run.external_nursery:
+            own_handlers.cancel_scope.cancel()  # its exit waits for the handlers
+            return
         for scope in run.handler_scopes:
             scope.cancel()
-        own_handlers.cancel_scope.cancel()
         await run.drained.wait()
 
     async def _accept_loop(
@@ -569,7 +581,7 @@ class Server:
                 raise
             backoff = ACCEPT_BACKOFF_MIN
             if tcp:
-                sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
+                _set_nodelay(sock)
             self._start_handler(run, handlers, Connection(sock, address))
             burst += 1
             if burst >= ACCEPT_BURST:
@@ -706,11 +718,11 @@ class Server:
             await self.handler(stream)
         except BaseException as exc:
             failure, rest = split_handler_error(exc)
-            if isinstance(failure, PEER_GONE_ERRORS):
+            if failure is not None and is_peer_gone(failure):
                 self._counters.disconnected += 1
                 LOGGER.info(
                     "connection from %s broken: %s",
-                    describe_peer(getattr(stream, "remote_address", None)),
+                    describe_origin(stream),
                     failure,
                 )
             elif failure is not None:
@@ -719,9 +731,11 @@ class Server:
                     "handler %r failed on %s from %s",
                     self.handler,
                     "a datagram" if isinstance(stream, Datagram) else "a connection",
-                    describe_peer(getattr(stream, "remote_address", None)),
+                    describe_origin(stream),
                     exc_info=failure,
                 )
+                for watcher in self._failure_watchers:
+                    watcher(failure)
             if rest is exc:
                 raise
             if rest is not None:
@@ -737,13 +751,13 @@ class Server:
         if isinstance(stream, Datagram):
             LOGGER.info(
                 "handler for a datagram from %s cancelled: handler_timeout expired",
-                describe_peer(stream.remote_address),
+                describe_origin(stream),
             )
             return
         # An idle watch puts the handler's own deadline back after every receive.
         which = "handler_timeout" if trio.current_time() >= scope.deadline else "idle_timeout"
         LOGGER.info(
             "connection from %s closed: %s expired",
-            describe_peer(getattr(stream, "remote_address", None)),
+            describe_origin(stream),
             which,
         )
