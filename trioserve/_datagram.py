@@ -66,6 +66,9 @@ ERROR_QUEUE_READS = 64
 
 _MSG_ERRQUEUE: int = getattr(stdlib_socket, "MSG_ERRQUEUE", 0)
 
+#: A plain int: testing flags against the enum member costs an enum operation per datagram.
+_MSG_TRUNC = int(stdlib_socket.MSG_TRUNC)
+
 
 def check_receive_size(receive_size: object) -> int:
     if isinstance(receive_size, bool) or not isinstance(receive_size, int):
@@ -215,7 +218,7 @@ class DatagramSocket:
                 self._burst += 1
                 continue
             self._burst += 1
-            if flags & stdlib_socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self._drop(address)
                 continue
             return Datagram(data, address, self.local_address, sock)

@@ -656,7 +656,7 @@ class Server:
 
     def _start_handler(self, run: _ServeRun, handlers: trio.Nursery, stream: _Request) -> None:
         counters = self._counters
-        if isinstance(stream, Datagram):
+        if type(stream) is Datagram:
             counters.received += 1
         else:
             counters.accepted += 1
@@ -695,7 +695,7 @@ class Server:
             else:
                 with scope:
                     idle_timeout = self.options.idle_timeout
-                    if idle_timeout is not None and isinstance(stream, Connection):
+                    if idle_timeout is not None and type(stream) is Connection:
                         stream.watch_idle(IdleWatch(scope, idle_timeout))
                     await self._call_handler(stream)
                 if scope.cancelled_caught:
@@ -705,7 +705,9 @@ class Server:
             raise
         finally:
             try:
-                if isinstance(stream, Connection):
+                # type() rather than isinstance(): Connection's ABC metaclass makes
+                # isinstance() slow, and this runs for every connection and datagram.
+                if type(stream) is Connection:
                     stream.close()
                 elif not isinstance(stream, Datagram):
                     await trio.aclose_forcefully(stream)  # re-raises an outer Cancelled
