@@ -55,10 +55,15 @@ class Run:
     handlers: trio.Nursery
     background: trio.Nursery
     stoppable: bool
+    #: Whether the run is the server's own (serve_forever, handle_request): then a plain
+    #: server's blocking handler runs in the loop's thread, as in the stdlib.
+    inline: bool = False
     loop_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     in_flight: set[InFlight] = attrs.field(factory=set)
     idle: trio.Event = attrs.field(factory=trio.Event)
     child_exited: trio.Event = attrs.field(factory=trio.Event)
+    #: The connection of the handler running in the loop's thread (``inline``), if any.
+    inline_request: socket.socket | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
 
@@ -86,6 +91,9 @@ class Run:
     def unblock(self, how: int) -> None:
         for item in list(self.in_flight):
             item.unblock(how)
+        sock = self.inline_request
+        if sock is not None:
+            InFlight(sock).unblock(how)
 
 
 def run_trio(async_fn: Callable[..., Any], *args: Any) -> Any:
