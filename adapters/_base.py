@@ -277,6 +277,10 @@ class BaseServer:
                     except BaseException:
                         run.unblock(stdlib_socket.SHUT_RDWR)
                         raise
+                    finally:
+                        if run.pool is not None:
+                            with trio.CancelScope(shield=True):
+                                await run.pool.close()
                 background.cancel_scope.cancel()
             return result
         finally:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from ._pool import HandlerPool
+
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
@@ -64,6 +66,8 @@ class Run:
     child_exited: trio.Event = attrs.field(factory=trio.Event)
     #: The connection of the handler running in the loop's thread (``inline``), if any.
     inline_request: socket.socket | None = None
+    #: The threads of ThreadingMixIn's handlers (a ``HandlerPool``), once one is needed.
+    pool: HandlerPool | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
 

@@ -214,6 +214,34 @@ def test_thread_limiter_bounds_concurrent_handlers() -> None:
     assert most == 1
 
 
+def test_threading_server_reuses_threads_but_never_queues_a_request() -> None:
+    together = threading.Barrier(3, timeout=PATIENCE)
+    threads: list[int] = []
+
+    class Echo(adapters.DatagramRequestHandler):
+        def handle(self) -> None:
+            data = self.rfile.read()
+            if data == b"together":
+                together.wait()  # only if all three run at once, each on its own thread
+            threads.append(threading.get_ident())
+            self.wfile.write(data)
+
+    server = adapters.ThreadingUDPServer(("127.0.0.1", 0), Echo)
+    with (
+        serving_forever(server),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(PATIENCE)
+        for _ in range(3):
+            client.sendto(b"together", server.server_address)
+        assert [client.recv(100) for _ in range(3)] == [b"together"] * 3
+        for n in range(20):
+            client.sendto(b"%d" % n, server.server_address)
+            assert client.recv(100) == b"%d" % n
+    # One request at a time needs no new thread: the three of the start are reused.
+    assert len(set(threads)) == 3
+
+
 class AsyncEcho(adapters.BaseRequestHandler):
     async def handle(self) -> None:
         self.server.handler_threads.add(threading.current_thread())
