@@ -321,6 +321,9 @@ class BaseServer:
         try:
             with run.loop_scope:
                 while True:
+                    # A handler run in this thread may have stopped the loop (and closed
+                    # the socket) without a checkpoint since.
+                    await trio.lowlevel.checkpoint_if_cancelled()
                     await self._wait_for_capacity(run)
                     fd = self.fileno()
                     with trio.move_on_after(period) as waiting:

@@ -79,6 +79,31 @@ def test_shutdown_from_a_handler(server_class: Any) -> None:
     server.server_close()
 
 
+@pytest.mark.parametrize("server_class", [adapters.TCPServer, adapters.ThreadingTCPServer])
+def test_server_close_from_a_handler_ends_serve_forever(server_class: Any) -> None:
+    class Closer(adapters.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(b"bye")
+            self.server.server_close()
+
+    server = server_class(("127.0.0.1", 0), Closer)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with socket.create_connection(server.server_address, timeout=PATIENCE) as client:
+        assert client.recv(10) == b"bye"
+    thread.join(PATIENCE)
+    assert not thread.is_alive()
+    assert errors == []
+
+
 @pytest.mark.parametrize(
     ("server_class", "options"),
     [
