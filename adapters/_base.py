@@ -35,9 +35,13 @@ class BaseServer:
     :meth:`serve`). It waits for the server socket (``fileno()``) to be readable with
     trio, then calls ``get_request``, ``verify_request`` and ``process_request`` as the
     stdlib does; ``handle_error`` is called inside the ``except`` block, so
-    ``sys.exc_info()`` works there. A plain server handles one request at a time, its
-    blocking handler on a trio worker thread (so the loop can still be shut down); a
-    handler class whose ``handle`` is ``async def`` runs as a trio task instead.
+    ``sys.exc_info()`` works there. Requests that are ready one after another are taken
+    without a trip through trio's I/O wait each. A plain server handles one request at a
+    time: under :meth:`serve_forever` and :meth:`handle_request` its blocking handler
+    runs in the loop's own thread, as in the stdlib (:meth:`shutdown` from another
+    thread then times the grace period itself), under :meth:`serve` on a trio worker
+    thread, so the caller's other tasks go on; a handler class whose ``handle`` is
+    ``async def`` runs as a trio task instead.
 
     Args:
         server_address: Stored as :attr:`server_address`.
@@ -60,8 +64,9 @@ class BaseServer:
 
     #: Whether requests are handled concurrently (the mixins) or one at a time.
     _concurrent = False
-    #: Whether ``verify_request`` .. ``shutdown_request`` run on a worker thread (plain
-    #: servers) or in the loop's thread (the mixins, whose process_request only starts).
+    #: Whether ``verify_request`` .. ``shutdown_request`` run apart from the loop (plain
+    #: servers: in its thread but one at a time, or on a worker thread under ``serve``)
+    #: or in the loop itself (the mixins, whose process_request only starts).
     _process_in_worker = True
 
     def __init__(self, server_address: Any, RequestHandlerClass: Callable[..., Any]) -> None:
@@ -366,15 +371,15 @@ class BaseServer:
 
     async def _drain(self, run: Run) -> None:
         """After the loop stopped: give handlers the grace period, then unblock them."""
-        if run.idle.is_set():
+        if run.is_idle():
             return
         grace = math.inf if self.grace_period is None else self.grace_period
         if self._stop_handlers_at_once():
             run.unblock(stdlib_socket.SHUT_RD)
         with trio.move_on_after(grace):
-            await run.idle.wait()
+            await run.wait_idle()
         run.unblock(stdlib_socket.SHUT_RDWR)
-        await run.idle.wait()
+        await run.wait_idle()
 
     async def _take_request(self, run: Run) -> None:
         """Get one request and dispatch it (the stdlib's ``_handle_request_noblock``)."""

@@ -78,9 +78,11 @@ class _DetachedThreads:
 class ThreadingMixIn(_MixinBase):
     """Mix-in: handle each request on a trio worker thread.
 
-    Under :meth:`serve_forever` (or ``serve``) the threads belong to the loop: at most
-    ``max_threads`` run at once (:attr:`thread_limiter`; at the limit the server stops
-    taking requests until one finishes), and :meth:`shutdown` returns once they are
+    Under :meth:`serve_forever` (or ``serve``) the threads belong to the loop: a
+    request goes to an idle handler thread of the loop, or to a new one when all are
+    busy (never waiting behind another handler); at most ``max_threads`` run at once
+    (:attr:`thread_limiter`; at the limit the server stops taking requests until one
+    finishes), and :meth:`shutdown` returns once they are
     done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
     ``block_on_close`` false) their connections are shut down, which ends handlers
     blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
@@ -156,7 +158,6 @@ class ThreadingMixIn(_MixinBase):
             pool = run.pool = HandlerPool(f"{type(self).__name__} handler")
         item = InFlight(request if isinstance(request, socket.socket) else None)
         context = contextvars.copy_context()
-        token = run.token
 
         def call() -> None:
             item.thread = threading.current_thread()
@@ -164,7 +165,7 @@ class ThreadingMixIn(_MixinBase):
                 context.run(self._thread_main, request, client_address)
             finally:
                 item.thread = None
-                token.run_sync_soon(run.end, item)
+                run.end_in_thread(item)
 
         run.begin(item)
         pool.submit(call)
