@@ -3,7 +3,8 @@
 Every name of the standard library's ``socketserver.__all__`` (Python 3.13's list) is
 here, with the documented behaviour: existing servers, handlers and subclasses work
 unchanged. Underneath, each request loop is a trio event loop; blocking handlers run on
-trio worker threads (or forked children with ``ForkingMixIn``), and a handler whose
+trio worker threads with ``ThreadingMixIn``, in forked children with ``ForkingMixIn``,
+and in the serving thread on a plain server, as in the stdlib; a handler whose
 ``handle`` is ``async def`` runs as a trio task. Beyond the stdlib, ``shutdown()`` works
 from a handler, a shutdown unblocks handlers stuck in ``recv``, and
 ``await nursery.start(server.serve)`` runs a server inside a trio program.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
 import socket as stdlib_socket
 import sys
 import threading
@@ -21,6 +22,9 @@ from ._fixup import public
 from ._handlers import AsyncDatagramSocket, is_async_handler_class, run_async_handler
 from ._run import InFlight, Run, run_trio, serving
 
+#: At most this many ready requests are taken in a row before the loop waits with trio.
+_BURST = 32
+
 
 @public
 class BaseServer:
@@ -31,9 +35,13 @@ class BaseServer:
     :meth:`serve`). It waits for the server socket (``fileno()``) to be readable with
     trio, then calls ``get_request``, ``verify_request`` and ``process_request`` as the
     stdlib does; ``handle_error`` is called inside the ``except`` block, so
-    ``sys.exc_info()`` works there. A plain server handles one request at a time, its
-    blocking handler on a trio worker thread (so the loop can still be shut down); a
-    handler class whose ``handle`` is ``async def`` runs as a trio task instead.
+    ``sys.exc_info()`` works there. Requests that are ready one after another are taken
+    without a trip through trio's I/O wait each. A plain server handles one request at a
+    time: under :meth:`serve_forever` and :meth:`handle_request` its blocking handler
+    runs in the loop's own thread, as in the stdlib (:meth:`shutdown` from another
+    thread then times the grace period itself), under :meth:`serve` on a trio worker
+    thread, so the caller's other tasks go on; a handler class whose ``handle`` is
+    ``async def`` runs as a trio task instead.
 
     Args:
         server_address: Stored as :attr:`server_address`.
@@ -56,8 +64,9 @@ class BaseServer:
 
     #: Whether requests are handled concurrently (the mixins) or one at a time.
     _concurrent = False
-    #: Whether ``verify_request`` .. ``shutdown_request`` run on a worker thread (plain
-    #: servers) or in the loop's thread (the mixins, whose process_request only starts).
+    #: Whether ``verify_request`` .. ``shutdown_request`` run apart from the loop (plain
+    #: servers: in its thread but one at a time, or on a worker thread under ``serve``)
+    #: or in the loop itself (the mixins, whose process_request only starts).
     _process_in_worker = True
 
     def __init__(self, server_address: Any, RequestHandlerClass: Callable[..., Any]) -> None:
@@ -88,7 +97,7 @@ class BaseServer:
                 ...
                 server.shutdown()
         """
-        run_trio(self.serve, poll_interval)
+        run_trio(partial(self._with_run, partial(self._loop, poll_interval), True, inline=True))
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (or :meth:`serve`) and wait until it has returned.
@@ -106,6 +115,8 @@ class BaseServer:
         if run is not None:
             if run.in_this_thread():
                 run.stop()
+                if run.inline:  # a plain server's handler: the loop takes no more requests
+                    run.loop_stopped.set()
                 return
             # RunFinishedError: the loop has just ended by itself.
             with contextlib.suppress(trio.RunFinishedError):
@@ -114,6 +125,11 @@ class BaseServer:
             if run is not None:
                 run.loop_stopped.wait()
             return
+        if run is not None and run.inline:
+            # The handler runs in the loop's thread, so the loop cannot time its grace.
+            grace = self.grace_period
+            if not self._is_shut_down.wait(grace):
+                run.unblock(stdlib_socket.SHUT_RDWR)
         self._is_shut_down.wait()
 
     def handle_request(self) -> Any:
@@ -124,12 +140,12 @@ class BaseServer:
         forked child may still run (:meth:`server_close` waits for them). With no request
         in time, returns what :meth:`handle_timeout` returns.
         """
-        return run_trio(self._with_run, self._one_request, False)
+        return run_trio(partial(self._with_run, self._one_request, False, inline=True))
 
     def _handle_request_noblock(self) -> None:
         """Handle one request that is ready, without waiting (private in the stdlib too,
         but called by loops that select over several servers themselves)."""
-        run_trio(self._with_run, self._take_request, False)
+        run_trio(partial(self._with_run, self._take_request, False, inline=True))
 
     async def serve(
         self,
@@ -230,8 +246,14 @@ class BaseServer:
         body: Callable[[Run], Awaitable[Any]],
         stoppable: bool,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+        *,
+        inline: bool = False,
     ) -> Any:
-        """Run ``body(run)`` with nurseries for handlers, then wait for the handlers."""
+        """Run ``body(run)`` with nurseries for handlers, then wait for the handlers.
+
+        ``inline``: the run is the server's own, so a plain server's blocking handler
+        may run in its thread (a ``serve`` task shares its thread with other tasks).
+        """
         with self._state_lock:
             if self._loop_claimed:
                 raise RuntimeError(f"{self!r} is already running a request loop")
@@ -247,6 +269,7 @@ class BaseServer:
                         handlers=handlers,
                         background=background,
                         stoppable=stoppable,
+                        inline=inline,
                     )
                     self._register(run)
                     registered = True
@@ -259,6 +282,10 @@ class BaseServer:
                     except BaseException:
                         run.unblock(stdlib_socket.SHUT_RDWR)
                         raise
+                    finally:
+                        if run.pool is not None:
+                            with trio.CancelScope(shield=True):
+                                await run.pool.close()
                 background.cancel_scope.cancel()
             return result
         finally:
@@ -295,15 +322,36 @@ class BaseServer:
 
     async def _loop(self, poll_interval: float | None, run: Run) -> None:
         period = math.inf if poll_interval is None else poll_interval
+        ready = select.poll()
         try:
             with run.loop_scope:
                 while True:
+                    # A handler run in this thread may have stopped the loop (and closed
+                    # the socket) without a checkpoint since.
+                    await trio.lowlevel.checkpoint_if_cancelled()
                     await self._wait_for_capacity(run)
+                    fd = self.fileno()
                     with trio.move_on_after(period) as waiting:
-                        await wait_readable(self.fileno())
-                    if not waiting.cancelled_caught:
-                        await self._take_request(run)
+                        await wait_readable(fd)
+                    if waiting.cancelled_caught:
+                        self.service_actions()
+                        continue
+                    await self._take_request(run)
                     self.service_actions()
+                    # Take the requests that are ready now without a trip through trio's
+                    # I/O wait each (the stdlib's select per request costs less).
+                    ready.register(fd, select.POLLIN)
+                    try:
+                        for _ in range(_BURST):
+                            if self._shutdown_request or run.loop_scope.cancel_called:
+                                break
+                            if not ready.poll(0):
+                                break
+                            await self._wait_for_capacity(run)
+                            await self._take_request(run)
+                            self.service_actions()
+                    finally:
+                        ready.unregister(fd)
         finally:
             run.loop_stopped.set()
 
@@ -323,15 +371,15 @@ class BaseServer:
 
     async def _drain(self, run: Run) -> None:
         """After the loop stopped: give handlers the grace period, then unblock them."""
-        if run.idle.is_set():
+        if run.is_idle():
             return
         grace = math.inf if self.grace_period is None else self.grace_period
         if self._stop_handlers_at_once():
             run.unblock(stdlib_socket.SHUT_RD)
         with trio.move_on_after(grace):
-            await run.idle.wait()
+            await run.wait_idle()
         run.unblock(stdlib_socket.SHUT_RDWR)
-        await run.idle.wait()
+        await run.wait_idle()
 
     async def _take_request(self, run: Run) -> None:
         """Get one request and dispatch it (the stdlib's ``_handle_request_noblock``)."""
@@ -347,6 +395,15 @@ class BaseServer:
         elif self._process_in_worker:
             if not self.verify_request(request, client_address):
                 self.shutdown_request(request)
+                return
+            if run.inline:
+                # The loop's thread is the server's own: handle the request here, as the
+                # stdlib does; shutdown() from another thread unblocks it after the grace.
+                run.inline_request = request if isinstance(request, stdlib_socket.socket) else None
+                try:
+                    self._process_in_thread(request, client_address)
+                finally:
+                    run.inline_request = None
                 return
             item = self._start_thread(
                 run, request, self._process_in_thread, request, client_address

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from ._pool import HandlerPool
+
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
@@ -55,12 +57,21 @@ class Run:
     handlers: trio.Nursery
     background: trio.Nursery
     stoppable: bool
+    #: Whether the run is the server's own (serve_forever, handle_request): then a plain
+    #: server's blocking handler runs in the loop's thread, as in the stdlib.
+    inline: bool = False
     loop_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     in_flight: set[InFlight] = attrs.field(factory=set)
     idle: trio.Event = attrs.field(factory=trio.Event)
     child_exited: trio.Event = attrs.field(factory=trio.Event)
+    #: The connection of the handler running in the loop's thread (``inline``), if any.
+    inline_request: socket.socket | None = None
+    #: The threads of ThreadingMixIn's handlers (a ``HandlerPool``), once one is needed.
+    pool: HandlerPool | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _waiting_for_idle: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.idle.set()
@@ -73,19 +84,46 @@ class Run:
         self.loop_scope.cancel()
 
     def begin(self, item: InFlight) -> None:
-        if not self.in_flight:
-            self.idle = trio.Event()
-        self.in_flight.add(item)
+        with self._lock:
+            if not self.in_flight:
+                self.idle = trio.Event()
+            self.in_flight.add(item)
 
     def end(self, item: InFlight) -> None:
-        self.in_flight.discard(item)
+        with self._lock:
+            self.in_flight.discard(item)
+            now_idle = not self.in_flight
         item.finished.set()
-        if not self.in_flight:
+        if now_idle:
             self.idle.set()
+
+    def end_in_thread(self, item: InFlight) -> None:
+        """:meth:`end` from a handler thread; wakes the loop only if it waits for idle."""
+        with self._lock:
+            self.in_flight.discard(item)
+            wake = self._waiting_for_idle and not self.in_flight
+        if wake:
+            self.token.run_sync_soon(self.idle.set)
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return not self.in_flight
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is in flight (after the loop stopped taking them)."""
+        with self._lock:
+            if not self.in_flight:
+                return
+            self._waiting_for_idle = True
+            idle = self.idle
+        await idle.wait()
 
     def unblock(self, how: int) -> None:
         for item in list(self.in_flight):
             item.unblock(how)
+        sock = self.inline_request
+        if sock is not None:
+            InFlight(sock).unblock(how)
 
 
 def run_trio(async_fn: Callable[..., Any], *args: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._fixup import public
+from ._pool import HandlerPool
 from ._run import InFlight, Run, report_thread_exception
 
 if TYPE_CHECKING:
@@ -77,9 +78,11 @@ class _DetachedThreads:
 class ThreadingMixIn(_MixinBase):
     """Mix-in: handle each request on a trio worker thread.
 
-    Under :meth:`serve_forever` (or ``serve``) the threads belong to the loop: at most
-    ``max_threads`` run at once (:attr:`thread_limiter`; at the limit the server stops
-    taking requests until one finishes), and :meth:`shutdown` returns once they are
+    Under :meth:`serve_forever` (or ``serve``) the threads belong to the loop: a
+    request goes to an idle handler thread of the loop, or to a new one when all are
+    busy (never waiting behind another handler); at most ``max_threads`` run at once
+    (:attr:`thread_limiter`; at the limit the server stops taking requests until one
+    finishes), and :meth:`shutdown` returns once they are
     done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
     ``block_on_close`` false) their connections are shut down, which ends handlers
     blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
@@ -129,7 +132,10 @@ class ThreadingMixIn(_MixinBase):
         """Start a thread to handle the request."""
         run = _current_run(self)
         if run is not None and run.stoppable and run.in_this_thread():
-            self._start_thread(run, request, self._thread_main, request, client_address)
+            if self.thread_limiter.total_tokens == math.inf:
+                self._submit(run, request, client_address)
+            else:
+                self._start_thread(run, request, self._thread_main, request, client_address)
         else:
             self._start_detached(request, client_address)
 
@@ -144,6 +150,25 @@ class ThreadingMixIn(_MixinBase):
             self.process_request_thread(request, client_address)
         except BaseException:
             report_thread_exception()
+
+    def _submit(self, run: Run, request: Any, client_address: Any) -> None:
+        """Handle the request on a thread of the loop's pool (no limit to wait for)."""
+        pool = run.pool
+        if pool is None:
+            pool = run.pool = HandlerPool(f"{type(self).__name__} handler")
+        item = InFlight(request if isinstance(request, socket.socket) else None)
+        context = contextvars.copy_context()
+
+        def call() -> None:
+            item.thread = threading.current_thread()
+            try:
+                context.run(self._thread_main, request, client_address)
+            finally:
+                item.thread = None
+                run.end_in_thread(item)
+
+        run.begin(item)
+        pool.submit(call)
 
     def _detached(self) -> _DetachedThreads:
         detached: _DetachedThreads | None = vars(self).get("_detached_threads")

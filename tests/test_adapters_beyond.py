@@ -79,6 +79,31 @@ def test_shutdown_from_a_handler(server_class: Any) -> None:
     server.server_close()
 
 
+@pytest.mark.parametrize("server_class", [adapters.TCPServer, adapters.ThreadingTCPServer])
+def test_server_close_from_a_handler_ends_serve_forever(server_class: Any) -> None:
+    class Closer(adapters.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(b"bye")
+            self.server.server_close()
+
+    server = server_class(("127.0.0.1", 0), Closer)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with socket.create_connection(server.server_address, timeout=PATIENCE) as client:
+        assert client.recv(10) == b"bye"
+    thread.join(PATIENCE)
+    assert not thread.is_alive()
+    assert errors == []
+
+
 @pytest.mark.parametrize(
     ("server_class", "options"),
     [
@@ -212,6 +237,34 @@ def test_thread_limiter_bounds_concurrent_handlers() -> None:
                 client.close()
     assert replies == [b"client %d\n" % n for n in range(3)]
     assert most == 1
+
+
+def test_threading_server_reuses_threads_but_never_queues_a_request() -> None:
+    together = threading.Barrier(3, timeout=PATIENCE)
+    threads: list[int] = []
+
+    class Echo(adapters.DatagramRequestHandler):
+        def handle(self) -> None:
+            data = self.rfile.read()
+            if data == b"together":
+                together.wait()  # only if all three run at once, each on its own thread
+            threads.append(threading.get_ident())
+            self.wfile.write(data)
+
+    server = adapters.ThreadingUDPServer(("127.0.0.1", 0), Echo)
+    with (
+        serving_forever(server),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(PATIENCE)
+        for _ in range(3):
+            client.sendto(b"together", server.server_address)
+        assert [client.recv(100) for _ in range(3)] == [b"together"] * 3
+        for n in range(20):
+            client.sendto(b"%d" % n, server.server_address)
+            assert client.recv(100) == b"%d" % n
+    # One request at a time needs no new thread: the three of the start are reused.
+    assert len(set(threads)) == 3
 
 
 class AsyncEcho(adapters.BaseRequestHandler):
