@@ -294,6 +294,13 @@ async def _time_out(test_server: TestServer) -> None:
     [(_pass, None), (_raise, RuntimeError), (_time_out, trio.TooSlowError)],
     ids=["passed", "raised", "timed-out"],
 )
+def our_temp_dirs() -> set[str]:
+    """Test servers' temporary directories (other programs share the temp directory)."""
+    return {
+        name for name in os.listdir(tempfile.gettempdir()) if name.startswith("trioserve-test-")
+    }
+
+
 async def test_nothing_is_left_behind_whatever_the_block_did(
     autojump_clock: trio.abc.Clock,
     kind: str,
@@ -301,7 +308,7 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
     expected: type[Exception] | None,
 ) -> None:
     before = Snapshot.take()
-    temp_dirs = set(os.listdir(tempfile.gettempdir()))
+    temp_dirs = our_temp_dirs()
     servers: list[TestServer] = []
 
     async def run() -> None:
@@ -316,7 +323,7 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
         with pytest.raises(expected):
             await run()
     assert Snapshot.take().leaks_since(before) == []
-    assert set(os.listdir(tempfile.gettempdir())) == temp_dirs
+    assert our_temp_dirs() == temp_dirs
     assert servers[0].stats.active == 0
 
 
