@@ -288,6 +288,13 @@ async def _time_out(test_server: TestServer) -> None:
         await trio.sleep_forever()
 
 
+def our_temp_dirs() -> set[str]:
+    """Test servers' temporary directories (other programs share the temp directory)."""
+    return {
+        name for name in os.listdir(tempfile.gettempdir()) if name.startswith("trioserve-test-")
+    }
+
+
 @pytest.mark.parametrize("kind", ["tcp", "unix", "memory"])
 @pytest.mark.parametrize(
     ("body", "expected"),
