@@ -301,13 +301,6 @@ def our_temp_dirs() -> set[str]:
     [(_pass, None), (_raise, RuntimeError), (_time_out, trio.TooSlowError)],
     ids=["passed", "raised", "timed-out"],
 )
-def our_temp_dirs() -> set[str]:
-    """Test servers' temporary directories (other programs share the temp directory)."""
-    return {
-        name for name in os.listdir(tempfile.gettempdir()) if name.startswith("trioserve-test-")
-    }
-
-
 async def test_nothing_is_left_behind_whatever_the_block_did(
     autojump_clock: trio.abc.Clock,
     kind: str,
