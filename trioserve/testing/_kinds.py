@@ -68,3 +68,32 @@ def remove_dir(path: str) -> None:
 
 def unix_path(temp_dir: str, name: str) -> str:
     return os.path.join(temp_dir, name)
+
+
+class AddressParts:
+    """``host``, ``port`` and ``path`` of a test server's ``address``, for its ``kind``."""
+
+    __slots__ = ()
+    kind: Kind
+    address: Address
+
+    @property
+    def host(self) -> str:
+        """The host of a tcp or udp server (a loopback address unless ``host`` was given)."""
+        if not isinstance(self.address, tuple):
+            raise AttributeError(f"a {self.kind} test server has no host")
+        return self.address[0]
+
+    @property
+    def port(self) -> int:
+        """The port of a tcp or udp server."""
+        if not isinstance(self.address, tuple):
+            raise AttributeError(f"a {self.kind} test server has no port")
+        return self.address[1]
+
+    @property
+    def path(self) -> str:
+        """The socket path of a unix or unix-datagram server."""
+        if not isinstance(self.address, str):
+            raise AttributeError(f"a {self.kind} test server has no path")
+        return self.address

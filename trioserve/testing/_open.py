@@ -22,6 +22,7 @@ from ._kinds import (
     TEST_GRACE_PERIOD,
     UNIX_KINDS,
     Address,
+    AddressParts,
     Kind,
     check_host_and_path,
     check_kind,
@@ -37,7 +38,7 @@ UnixPath = str | os.PathLike[str]
 
 
 @attrs.define(eq=False)
-class TestServer:
+class TestServer(AddressParts):
     """A running test server, as :func:`open_test_server` yields it.
 
     Attributes:
@@ -62,27 +63,6 @@ class TestServer:
     _memory: MemoryListener | None
     _streams: list[trio.abc.AsyncResource] = attrs.field(factory=list)
     _sockets: list[trio.socket.SocketType] = attrs.field(factory=list)
-
-    @property
-    def host(self) -> str:
-        """The host of a tcp or udp server (a loopback address unless ``host`` was given)."""
-        if not isinstance(self.address, tuple):
-            raise AttributeError(f"a {self.kind} test server has no host")
-        return self.address[0]
-
-    @property
-    def port(self) -> int:
-        """The port of a tcp or udp server."""
-        if not isinstance(self.address, tuple):
-            raise AttributeError(f"a {self.kind} test server has no port")
-        return self.address[1]
-
-    @property
-    def path(self) -> str:
-        """The socket path of a unix or unix-datagram server."""
-        if not isinstance(self.address, str):
-            raise AttributeError(f"a {self.kind} test server has no path")
-        return self.address
 
     @property
     def stats(self) -> ServerStats:

@@ -20,6 +20,7 @@ from ._kinds import (
     DATAGRAM_KINDS,
     TEST_GRACE_PERIOD,
     Address,
+    AddressParts,
     Kind,
     check_host_and_path,
     check_kind,
@@ -68,7 +69,7 @@ def _kind_of(target: SocketServerLike) -> Kind:
 
 
 @attrs.define(eq=False)
-class ThreadedTestServer:
+class ThreadedTestServer(AddressParts):
     """A server running in a background thread, as :func:`serve_in_thread` yields it.
 
     Attributes:
@@ -89,27 +90,6 @@ class ThreadedTestServer:
     _sockets: list[stdlib_socket.socket] = attrs.field(factory=list)
     _temp_dir: str | None = None
     _stopped: bool = False
-
-    @property
-    def host(self) -> str:
-        """The host of a tcp or udp server (a loopback address unless ``host`` was given)."""
-        if not isinstance(self.address, tuple):
-            raise AttributeError(f"a {self.kind} test server has no host")
-        return self.address[0]
-
-    @property
-    def port(self) -> int:
-        """The port of a tcp or udp server."""
-        if not isinstance(self.address, tuple):
-            raise AttributeError(f"a {self.kind} test server has no port")
-        return self.address[1]
-
-    @property
-    def path(self) -> str:
-        """The socket path of a unix or unix-datagram server."""
-        if not isinstance(self.address, str):
-            raise AttributeError(f"a {self.kind} test server has no path")
-        return self.address
 
     @property
     def stats(self) -> ServerStats:
