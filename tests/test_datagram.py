@@ -247,7 +247,7 @@ async def test_a_datagram_larger_than_receive_size_is_dropped_logged_and_counted
                 f"dropped a datagram from 127.0.0.1:{client.address[1]}: "
                 "larger than receive_size (100 bytes)"
             ]
-            await trio.sleep(10)
+            await trio.sleep(10)  # virtual time: autojump clock
             await client.send(b"w" * 1000)
             assert await client.exchange(b"after") == b"after"
         nursery.cancel_scope.cancel()
@@ -288,7 +288,7 @@ async def test_max_connections_is_never_exceeded_and_the_rest_wait_in_the_kernel
         if running == limit:
             full.set()
         try:
-            await trio.sleep(1)  # busy for a while
+            await trio.sleep(1)  # busy for a while (autojump clock)
             await datagram.reply(datagram.data)
         finally:
             running -= 1
@@ -547,7 +547,7 @@ async def test_shutdown_stops_reading_and_in_flight_handlers_still_reply(
         started += 1
         if started == in_flight:
             all_started.set()
-        await trio.sleep(2)  # work that fits in the grace period
+        await trio.sleep(2)  # work that fits in the grace period (autojump clock)
         await datagram.reply(b"done " + datagram.data)
 
     server = trioserve.Server(handler, grace_period=5)
@@ -580,7 +580,7 @@ async def test_datagram_handlers_left_after_the_grace_period_are_cancelled(
     autojump_clock: trio.abc.Clock, tmp_path: Path
 ) -> None:
     async def handler(datagram: trioserve.Datagram) -> None:
-        await trio.sleep(100)
+        await trio.sleep(100)  # virtual time: autojump clock
         await datagram.reply(b"never")
 
     path = tmp_path / "server.sock"

@@ -25,7 +25,7 @@ async def test_max_connections_is_never_exceeded_under_50_clients(
         most = max(most, running)
         try:
             await conn.receive_some()
-            await trio.sleep(1)  # busy for a while
+            await trio.sleep(1)  # busy for a while (autojump clock)
             await conn.send_all(b"served")
         finally:
             running -= 1
@@ -97,7 +97,7 @@ async def test_idle_timeout_spares_a_connection_that_keeps_talking(
         [listener] = await nursery.start(partial(server.serve_tcp, 0, host="127.0.0.1"))
         async with await connect(listener) as client:
             for _ in range(5):
-                await trio.sleep(8)
+                await trio.sleep(8)  # virtual time: autojump clock
                 assert await exchange(client, b"still here") == b"still here"
             assert trio.current_time() >= 40
             start = trio.current_time()
@@ -118,7 +118,7 @@ async def test_handler_timeout_bounds_the_whole_handler(
         async with await connect(listener) as client:
             start = trio.current_time()
             while True:
-                await trio.sleep(5)  # never idle for 10 s
+                await trio.sleep(5)  # never idle for 10 s (autojump clock)
                 try:
                     await exchange(client, b"ping")
                 except trio.BrokenResourceError:

@@ -21,7 +21,7 @@ async def test_shutdown_refuses_new_connections_and_lets_handlers_finish(
     async def handler(conn: trioserve.Connection) -> None:
         await conn.receive_some()
         await finishing.wait()
-        await trio.sleep(2)  # work that fits in the grace period
+        await trio.sleep(2)  # work that fits in the grace period (autojump clock)
         await conn.send_all(b"done")
 
     server = trioserve.Server(handler, grace_period=5)
@@ -56,12 +56,12 @@ async def test_handlers_still_running_after_the_grace_period_are_cancelled(
 ) -> None:
     async def slow(conn: trioserve.Connection) -> None:
         await conn.receive_some()
-        await trio.sleep(100)
+        await trio.sleep(100)  # virtual time: autojump clock
         await conn.send_all(b"never")
 
     async def quick(conn: trioserve.Connection) -> None:
         await conn.receive_some()
-        await trio.sleep(1)
+        await trio.sleep(1)  # virtual time: autojump clock
         await conn.send_all(b"quick")
 
     async def handler(conn: trioserve.Connection) -> None:
@@ -195,7 +195,7 @@ async def test_with_an_external_handler_nursery_serve_returns_after_the_handlers
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await trio.sleep(1)  # cleanup that outlives the cancellation
+                await trio.sleep(1)  # cleanup that outlives the cancellation (autojump clock)
                 cleaned_up.set()
 
     server = trioserve.Server(slow_to_leave, grace_period=2)

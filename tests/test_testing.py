@@ -108,7 +108,7 @@ async def test_memory_kind_uses_no_sockets_and_runs_on_the_autojump_clock(
 ) -> None:
     async def slow(conn: trio.abc.Stream) -> None:
         await conn.receive_some()
-        await trio.sleep(100)
+        await trio.sleep(100)  # virtual time: autojump clock
 
     before = Snapshot.take()
     start = trio.current_time()
