@@ -410,14 +410,7 @@ class BaseServer:
             )
         else:
             if self.verify_request(request, client_address):
-                try:
-                    self.process_request(request, client_address)
-                except Exception:
-                    self.handle_error(request, client_address)
-                    self.shutdown_request(request)
-                except BaseException:
-                    self.shutdown_request(request)
-                    raise
+                self._process_in_thread(request, client_address)
             else:
                 self.shutdown_request(request)
             return
