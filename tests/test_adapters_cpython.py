@@ -59,6 +59,8 @@ EXPECTED_TESTS = 27
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_cpython_suite_passes_against_adapters(version: str, tmp_path: Path) -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("the 3.11 and 3.13 copies need test.support helpers that 3.10 lacks")
     path = find_copy(version)
     completed = subprocess.run(
         [sys.executable, str(RUNNER), str(path)],
