@@ -320,6 +320,10 @@ class BaseServer:
         """Hook: whether shutdown unblocks handlers at once instead of after a grace."""
         return False
 
+    async def _requests_to_take(self, run: Run) -> int:
+        """Hook: how many ready requests the loop takes in a row now (0: none this time)."""
+        return 1 + _BURST
+
     async def _loop(self, poll_interval: float | None, run: Run) -> None:
         period = math.inf if poll_interval is None else poll_interval
         ready = select.poll()
@@ -336,13 +340,16 @@ class BaseServer:
                     if waiting.cancelled_caught:
                         self.service_actions()
                         continue
+                    burst = await self._requests_to_take(run)
+                    if not burst:
+                        continue
                     await self._take_request(run)
                     self.service_actions()
                     # Take the requests that are ready now without a trip through trio's
                     # I/O wait each (the stdlib's select per request costs less).
                     ready.register(fd, select.POLLIN)
                     try:
-                        for _ in range(_BURST):
+                        for _ in range(burst - 1):
                             if self._shutdown_request or run.loop_scope.cancel_called:
                                 break
                             if not ready.poll(0):
@@ -352,7 +359,10 @@ class BaseServer:
                             self.service_actions()
                     finally:
                         ready.unregister(fd)
+            if run.error is not None:
+                raise run.error
         finally:
+            run.stop_taking()
             run.loop_stopped.set()
 
     async def _one_request(self, run: Run) -> Any:
@@ -388,13 +398,11 @@ class BaseServer:
         except OSError:
             return
         if is_async_handler_class(self.RequestHandlerClass):
-            if not self.verify_request(request, client_address):
-                self.shutdown_request(request)
+            if not self._verified(request, client_address):
                 return
             item = self._start_task(run, request, self._process_async, request, client_address)
         elif self._process_in_worker:
-            if not self.verify_request(request, client_address):
-                self.shutdown_request(request)
+            if not self._verified(request, client_address):
                 return
             if run.inline:
                 # The loop's thread is the server's own: handle the request here, as the
@@ -409,13 +417,22 @@ class BaseServer:
                 run, request, self._process_in_thread, request, client_address
             )
         else:
-            if self.verify_request(request, client_address):
+            if self._verified(request, client_address):
                 self._process_in_thread(request, client_address)
-            else:
-                self.shutdown_request(request)
             return
         if not self._concurrent:
             await item.finished.wait()
+
+    def _verified(self, request: Any, client_address: Any) -> bool:
+        """``verify_request``; a request refused, or whose check raised, is shut down."""
+        try:
+            verified = self.verify_request(request, client_address)
+        except BaseException:
+            self.shutdown_request(request)
+            raise
+        if not verified:
+            self.shutdown_request(request)
+        return verified
 
     def get_request(self) -> tuple[Any, Any]:
         """Accept a request; overridden by every concrete server."""

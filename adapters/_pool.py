@@ -22,12 +22,21 @@ class HandlerPool:
     through a trio task and ``trio.to_thread``. Create, submit and close in the trio
     thread; the calls must not raise.
 
+    A worker that has finished a call asks ``next_call()`` (if given) for another one
+    and runs it at once, without a trip through the queue, until it returns None; then
+    the worker waits for :meth:`submit` again. ``next_call`` runs in the worker thread
+    and must not raise.
+
     Args:
         name: The name the worker threads carry while they belong to the pool.
+        next_call: Returns the next call a worker that has finished may run, or None.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, next_call: Callable[[], Callable[[], None] | None] | None = None
+    ) -> None:
         self._name = name
+        self._next_call = next_call
         self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         # Invariant (under the lock): pending <= idle, so every queued call has a worker.
@@ -37,6 +46,11 @@ class HandlerPool:
         self._token = trio.lowlevel.current_trio_token()
         self._all_done = trio.Event()
         self._closed = False
+
+    @property
+    def busy(self) -> int:
+        """How many workers are running a call now (read without the lock: a hint)."""
+        return self._jobs - self._idle
 
     def submit(self, call: Callable[[], None]) -> None:
         """Run ``call()`` on a worker thread, a new one if none is free."""
@@ -80,6 +94,9 @@ class HandlerPool:
                 self._pending -= 1
                 self._idle -= 1
             call()
+            if self._next_call is not None:
+                while (call := self._next_call()) is not None:
+                    call()
             with lock:
                 self._idle += 1
 

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from ._pool import HandlerPool
+from ._taking import RequestTaker
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -68,6 +69,12 @@ class Run:
     inline_request: socket.socket | None = None
     #: The threads of ThreadingMixIn's handlers (a ``HandlerPool``), once one is needed.
     pool: HandlerPool | None = None
+    #: Lets ThreadingMixIn's handler threads take ready requests themselves, if they may.
+    taker: RequestTaker | None = None
+    #: Whether requests may still be taken (false once the loop is told to stop).
+    taking: bool = True
+    #: What a handler thread's get_request or verify_request raised: the loop raises it.
+    error: BaseException | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
@@ -81,13 +88,41 @@ class Run:
 
     def stop(self) -> None:
         """Stop the loop (call in the run's thread): no more requests are taken."""
+        self.stop_taking()
         self.loop_scope.cancel()
+
+    def stop_taking(self) -> None:
+        """From now on :meth:`begin_if_taking` refuses (any thread)."""
+        with self._lock:
+            self.taking = False
+
+    def fail_from_thread(self, error: BaseException) -> None:
+        """From a handler thread: stop the loop, which raises ``error`` (the first one)."""
+
+        def fail() -> None:
+            if self.error is None:
+                self.error = error
+            self.stop()
+
+        with contextlib.suppress(trio.RunFinishedError):
+            self.token.run_sync_soon(fail)
 
     def begin(self, item: InFlight) -> None:
         with self._lock:
-            if not self.in_flight:
-                self.idle = trio.Event()
-            self.in_flight.add(item)
+            self._begin(item)
+
+    def begin_if_taking(self, item: InFlight) -> bool:
+        """:meth:`begin` unless the loop has been told to stop; whether it began."""
+        with self._lock:
+            if not self.taking:
+                return False
+            self._begin(item)
+            return True
+
+    def _begin(self, item: InFlight) -> None:
+        if not self.in_flight:
+            self.idle = trio.Event()
+        self.in_flight.add(item)
 
     def end(self, item: InFlight) -> None:
         with self._lock:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextvars
 import math
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from . import _base
 from ._fixup import public
 from ._pool import HandlerPool
 from ._run import InFlight, Run, report_thread_exception
+from ._taking import STALL_SECONDS, RequestTaker
 
 if TYPE_CHECKING:
     import outcome
@@ -88,6 +92,16 @@ class ThreadingMixIn(_MixinBase):
     blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
     as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``.
 
+    Under :meth:`serve_forever` (or ``serve``) without ``max_threads``, a handler thread that has
+    finished its request takes the next ready one itself (``get_request``,
+    ``verify_request``, then the handler) instead of waiting for the loop to hand it
+    over: a hand-over between threads costs more than a short handler. The loop goes on
+    taking requests whenever that thread is busy in a handler, so a handler that blocks
+    never holds others up. ``get_request`` and ``verify_request`` may thus run in a
+    handler thread, but never in two threads at once; a class that overrides
+    ``process_request`` or ``service_actions`` has every request taken by the loop, which
+    calls them in its own thread as the stdlib does.
+
     An exception other than :class:`Exception` leaving a handler thread (``SystemExit``)
     goes to :func:`threading.excepthook`, as it would from a ``threading.Thread``.
     """
@@ -155,20 +169,126 @@ class ThreadingMixIn(_MixinBase):
         """Handle the request on a thread of the loop's pool (no limit to wait for)."""
         pool = run.pool
         if pool is None:
-            pool = run.pool = HandlerPool(f"{type(self).__name__} handler")
+            next_call = None
+            if self._threads_may_take():
+                taker = run.taker = RequestTaker(self.fileno(), contextvars.copy_context())
+                next_call = partial(self._take_ready, run, taker)
+            pool = run.pool = HandlerPool(f"{type(self).__name__} handler", next_call)
         item = InFlight(request if isinstance(request, socket.socket) else None)
-        context = contextvars.copy_context()
-
-        def call() -> None:
-            item.thread = threading.current_thread()
-            try:
-                context.run(self._thread_main, request, client_address)
-            finally:
-                item.thread = None
-                run.end_in_thread(item)
-
         run.begin(item)
-        pool.submit(call)
+        pool.submit(
+            partial(
+                self._handle_in_pool,
+                run,
+                item,
+                contextvars.copy_context(),
+                request,
+                client_address,
+            )
+        )
+
+    def _handle_in_pool(
+        self,
+        run: Run,
+        item: InFlight,
+        context: contextvars.Context,
+        request: Any,
+        client_address: Any,
+    ) -> None:
+        item.thread = threading.current_thread()
+        try:
+            context.run(self._thread_main, request, client_address)
+        finally:
+            item.thread = None
+            run.end_in_thread(item)
+
+    def _threads_may_take(self) -> bool:
+        """Whether handler threads may take requests themselves (see RequestTaker).
+
+        Not when ``process_request`` or ``service_actions`` is overridden: the loop
+        calls those for each request it takes, in its own thread. Nor without a GIL
+        (free-threaded builds), where a hand-over costs little and threads run at once.
+        """
+        cls = type(self)
+        gil: Callable[[], bool] = getattr(sys, "_is_gil_enabled", lambda: True)
+        return (
+            gil()
+            and cls.process_request is ThreadingMixIn.process_request
+            and cls.service_actions is _base.BaseServer.service_actions
+        )
+
+    def _take_ready(self, run: Run, taker: RequestTaker) -> Callable[[], None] | None:
+        """In a handler thread whose request is done: take the next ready request.
+
+        Only the holder does (see :class:`RequestTaker`), or any thread while there is
+        none; with none ready, the holder waits a little for one. Returns the call that
+        handles the request in this thread, or None (and gives the role up) when none
+        came or the loop has been told to stop. What
+        ``get_request`` or ``verify_request`` raises (other than the ``OSError`` of a
+        request gone meanwhile) stops the loop, which raises it, as in the stdlib.
+        """
+        me = threading.get_ident()
+        waited = False
+        while True:
+            with taker.lock:
+                if taker.holder not in (None, me):
+                    return None
+                taker.waiting = False
+                try:
+                    call = self._take_one(run, taker)
+                except BaseException as exc:
+                    run.fail_from_thread(exc)
+                    call = None
+                    waited = True
+                if call is not None:
+                    taker.holder = me
+                    return call
+                if waited or not run.taking or self._shutdown_request:
+                    taker.holder = None
+                    return None
+                taker.holder = me
+                taker.waiting = True
+            taker.wait_ready()
+            waited = True
+
+    def _take_one(self, run: Run, taker: RequestTaker) -> Callable[[], None] | None:
+        """:meth:`_take_ready` under the lock: the call for a ready request, or None."""
+        while run.taking and not self._shutdown_request and taker.ready():
+            try:
+                request, client_address = self.get_request()
+            except OSError:
+                return None
+            taker.taken += 1
+            if not self._verified(request, client_address):
+                continue
+            item = InFlight(request if isinstance(request, socket.socket) else None)
+            if not run.begin_if_taking(item):
+                # The loop stopped meanwhile: as for requests still in the backlog.
+                self.shutdown_request(request)
+                return None
+            context = taker.context.copy()
+            return partial(self._handle_in_pool, run, item, context, request, client_address)
+        return None
+
+    async def _take_request(self, run: Run) -> None:
+        taker = run.taker
+        if taker is None:
+            await super()._take_request(run)
+            return
+        if not taker.lock.acquire(blocking=False):
+            await trio.sleep(STALL_SECONDS)  # a handler thread is taking one right now
+            return
+        try:
+            if taker.ready():  # not taken by a handler thread meanwhile
+                await super()._take_request(run)
+        finally:
+            taker.lock.release()
+
+    async def _requests_to_take(self, run: Run) -> int:
+        taker = run.taker
+        if taker is not None and await taker.leave_to_holder():
+            return 0
+        return await super()._requests_to_take(run)
 
     def _detached(self) -> _DetachedThreads:
         detached: _DetachedThreads | None = vars(self).get("_detached_threads")

@@ -54,8 +54,8 @@ async def next_event(
                 data: bytes | None = await conn.receive_some()
             else:
                 data = await receive_unless_shut_down(conn, server)
-                if data is None:
-                    return None
+            if data is None:
+                return None
             http.receive_data(data)
             continue
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
