@@ -94,7 +94,7 @@ class Settings:
         if quick:
             settings = cls(True, 2, 1, 50, 1, 100, 1000, 200, 1, 0.5)
         else:
-            settings = cls(False, 4, 2, 50, 1, 500, 9000, 1000, 3, 1.0)
+            settings = cls(False, 6, 2, 50, 1, 500, 9000, 1000, 3, 1.0)
         return cls(
             quick=settings.quick,
             rounds=rounds or settings.rounds,
