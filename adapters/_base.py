@@ -68,6 +68,8 @@ class BaseServer:
     #: servers: in its thread but one at a time, or on a worker thread under ``serve``)
     #: or in the loop itself (the mixins, whose process_request only starts).
     _process_in_worker = True
+    #: ``(RequestHandlerClass, whether its handle is async def)``, checked once per class.
+    _handler_kind: tuple[Any, bool] | None = None
 
     def __init__(self, server_address: Any, RequestHandlerClass: Callable[..., Any]) -> None:
         self.server_address = server_address
@@ -397,7 +399,7 @@ class BaseServer:
             request, client_address = self.get_request()
         except OSError:
             return
-        if is_async_handler_class(self.RequestHandlerClass):
+        if self._handler_is_async():
             if not self._verified(request, client_address):
                 return
             item = self._start_task(run, request, self._process_async, request, client_address)
@@ -422,6 +424,14 @@ class BaseServer:
             return
         if not self._concurrent:
             await item.finished.wait()
+
+    def _handler_is_async(self) -> bool:
+        """Whether ``RequestHandlerClass`` has an ``async def handle`` (found once per class)."""
+        handler_class = self.RequestHandlerClass
+        kind = self._handler_kind
+        if kind is None or kind[0] is not handler_class:
+            kind = self._handler_kind = (handler_class, is_async_handler_class(handler_class))
+        return kind[1]
 
     def _verified(self, request: Any, client_address: Any) -> bool:
         """``verify_request``; a request refused, or whose check raised, is shut down."""

@@ -288,6 +288,29 @@ def test_async_handler_runs_as_a_task_in_the_loop_thread(server_class: Any, wrap
     assert server.handler_threads == {loop_thread}
 
 
+def test_a_handler_class_swapped_between_requests_is_run_as_what_it_is() -> None:
+    class BlockingEcho(adapters.BaseRequestHandler):
+        def handle(self) -> None:
+            self.server.handler_threads.add(threading.current_thread())
+            self.request.sendall(b"blocking " + self.request.recv(100))
+
+    server: Any = adapters.TCPServer(("127.0.0.1", 0), BlockingEcho)
+    server.handler_threads = set()
+    with server:
+        for handler_class, expected in [
+            (BlockingEcho, b"blocking 0"),
+            (AsyncEcho, b"1"),
+            (BlockingEcho, b"blocking 2"),
+        ]:
+            server.RequestHandlerClass = handler_class
+            with socket.create_connection(server.server_address) as client:
+                client.sendall(expected[-1:])
+                client.shutdown(socket.SHUT_WR)
+                server.handle_request()
+                assert client.recv(100) == expected
+    assert server.handler_threads == {threading.current_thread()}
+
+
 def test_async_stream_request_handler_gets_a_trio_stream() -> None:
     class Upper(adapters.StreamRequestHandler):
         async def handle(self) -> None:
