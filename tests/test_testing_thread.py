@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import socketserver
 import sys
@@ -70,6 +71,15 @@ def test_a_client_left_open_is_hung_up_without_a_reset() -> None:
         sock = test_server.connect()
         sock.sendall(b"never read back")
     assert sock.fileno() == -1
+    assert test_server.handler_errors == []
+
+
+def test_clients_are_hung_up_with_an_unlimited_grace_period_too() -> None:
+    with serve_in_thread(echo, grace_period=math.inf) as test_server:
+        socks = [test_server.connect() for _ in range(2)]
+        for sock in socks:
+            sock.sendall(b"never read back")
+    assert [sock.fileno() for sock in socks] == [-1, -1]
     assert test_server.handler_errors == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import socket as stdlib_socket
 import sys
 import threading
@@ -180,7 +181,7 @@ class ThreadedTestServer(AddressParts):
         for sock in self._sockets:
             try:
                 if sock.type == stdlib_socket.SOCK_STREAM and sock.fileno() != -1:
-                    sock.settimeout(drain_timeout)
+                    sock.settimeout(None if math.isinf(drain_timeout) else drain_timeout)
                     while sock.recv(65536):
                         pass
             except OSError:
