@@ -158,6 +158,8 @@ async def test_ipv6_endpoints_are_shown_in_brackets() -> None:
         ([], "give at least one endpoint"),
         (["--tcp", "abc"], "port must be a number"),
         (["--tcp", "127.0.0.1:99999"], "port must be between 0 and 65535"),
+        (["--tcp", "..:0"], "host must be a host name or address, not '..'"),
+        (["--udp", "a" * 300 + ":0"], "host must be a host name or address"),
         (["--tcp", "0", "--max-connections", "0"], "max_connections must be at least 1"),
         (["--tcp", "0", "--idle-timeout", "-1"], "idle_timeout must be more than 0 seconds"),
         (["--tcp", "0", "--grace-period", "soon"], "invalid float value: 'soon'"),

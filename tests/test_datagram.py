@@ -511,6 +511,38 @@ async def test_a_reply_that_meets_enobufs_is_tried_again(
         assert peer.recv(100) == b"at last"
 
 
+class _FullSocket(socket.socket):
+    """A UDP socket whose first sends find the send buffer full (EAGAIN)."""
+
+    failures = 2
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        return super().sendto(data, *args)
+
+
+async def test_replies_that_meet_a_full_send_buffer_together_all_wait_and_go(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    with (
+        _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+    ):
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        peer.bind(("127.0.0.1", 0))
+        # Both replies find the buffer full; only one task at a time may wait for a
+        # socket to become writable, so the second must wait another way.
+        async with trio.open_nursery() as nursery:
+            for text in (b"first", b"second"):
+                datagram = trioserve.Datagram(b"", peer.getsockname(), sock.getsockname(), sock)
+                nursery.start_soon(datagram.reply, text)
+        assert sock.failures == 0
+        assert sorted([peer.recv(100), peer.recv(100)]) == [b"first", b"second"]
+
+
 async def test_a_reply_the_kernel_refuses_raises_its_oserror() -> None:
     errors: list[OSError] = []
     handled = trio.Event()
@@ -698,7 +730,8 @@ async def test_the_receive_loop_yields_under_a_flood() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"receive_size": 0}, ValueError, "receive_size must be at least 1, not 0"),
+        ({"receive_size": 0}, ValueError, "receive_size must be between 1 and 16777216 bytes"),
+        ({"receive_size": 2**63}, ValueError, "receive_size must be between 1 and 16777216 bytes"),
         ({"receive_size": 1.5}, TypeError, "receive_size must be an int, not 1.5"),
         ({"receive_size": True}, TypeError, "receive_size must be an int, not True"),
         ({"host": 1}, TypeError, "host must be a str, bytes or None, not 1"),
@@ -719,7 +752,7 @@ async def test_serve_udp_checks_its_arguments(
         ("", {}, ValueError, "path must not be empty"),
         (3, {}, TypeError, "path must be a str, bytes or os.PathLike, not 3"),
         ("x.sock", {"mode": "rw"}, TypeError, "mode must be an int"),
-        ("x.sock", {"receive_size": -1}, ValueError, "receive_size must be at least 1, not -1"),
+        ("x.sock", {"receive_size": -1}, ValueError, "receive_size must be between 1 and"),
     ],
 )
 async def test_serve_unix_datagram_checks_its_arguments(

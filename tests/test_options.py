@@ -34,6 +34,11 @@ async def handler(conn: trioserve.Connection) -> None:
             ValueError,
             "handler_timeout must be a number of seconds, not nan",
         ),
+        (
+            {"idle_timeout": 10**400},
+            ValueError,
+            "idle_timeout is too large to be a number of seconds: 1000",
+        ),
         ({"grace_period": -0.5}, ValueError, "grace_period must be 0 or more seconds, not -0.5"),
         (
             {"grace_period": [1]},
@@ -58,6 +63,10 @@ async def test_serve_functions_check_options_at_the_call() -> None:
         await trioserve.serve_tcp(handler, 70000)
     with pytest.raises(TypeError, match="backlog must be an int or None, not 'x'"):
         await trioserve.serve_tcp(handler, 0, backlog="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"host must be a host name or address, not '\.\.'"):
+        await trioserve.serve_tcp(handler, 0, host="..")
+    with pytest.raises(ValueError, match="host must be a host name or address, not 'aaaa"):
+        await trioserve.serve_udp(handler, 0, host="a" * 300)
     with pytest.raises(TypeError, match="handler must be an async callable, not 3"):
         await trioserve.serve_tcp(3, 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="listeners must be a list of trio listeners"):

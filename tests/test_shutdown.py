@@ -51,6 +51,47 @@ async def test_shutdown_refuses_new_connections_and_lets_handlers_finish(
     assert server.stats.cancelled == 0
 
 
+class WrappingListener(trio.abc.Listener[trio.SocketStream]):
+    """A listener over a socket listener, as trio.SSLListener is: closed only by aclose()."""
+
+    def __init__(self, inner: trio.SocketListener) -> None:
+        self.inner = inner
+
+    async def accept(self) -> trio.SocketStream:
+        return await self.inner.accept()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_shutdown_closes_wrapping_listeners_before_the_grace_period(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    finishing = trio.Event()
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        await stream.receive_some()
+        await finishing.wait()
+        await stream.send_all(b"done")
+
+    server = trioserve.Server(handler, grace_period=5)
+    async with trio.open_nursery() as nursery:
+        [inner] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        address = inner.socket.getsockname()
+        await nursery.start(server.serve_listeners, [WrappingListener(inner)])
+        client = await trio.open_tcp_stream(*address)
+        await client.send_all(b"go")
+        await trio.testing.wait_all_tasks_blocked()
+        server.shutdown()
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address)
+        finishing.set()
+        assert await client.receive_some() == b"done"
+        await client.aclose()
+    assert server.stats.completed == 1
+
+
 async def test_handlers_still_running_after_the_grace_period_are_cancelled(
     autojump_clock: trio.abc.Clock,
 ) -> None:

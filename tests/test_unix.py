@@ -26,6 +26,20 @@ async def test_echo_over_unix_and_the_file_is_removed_at_stop(tmp_path: Path) ->
     assert not path.exists()
 
 
+async def test_a_relative_path_is_removed_after_the_program_changed_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "serving").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "serving")
+    server = trioserve.Server(echo)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve_unix, "relative.sock")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        server.shutdown()
+    assert not (tmp_path / "serving" / "relative.sock").exists()
+
+
 async def test_the_file_is_removed_on_a_hard_stop_too(tmp_path: Path) -> None:
     path = tmp_path / "hard.sock"
     async with trio.open_nursery() as nursery:
@@ -107,5 +121,9 @@ async def test_bad_paths_are_refused_with_a_clear_error(tmp_path: Path) -> None:
         await trioserve.serve_unix(echo, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="path must not be empty"):
         await trioserve.serve_unix(echo, "")
+    with pytest.raises(ValueError, match=r"must not contain a NUL character, not 'a\\x00b'"):
+        await trioserve.serve_unix(echo, "a\0b")
+    with pytest.raises(ValueError, match=r"must not contain a NUL character, not b'a\\x00b'"):
+        await trioserve.serve_unix_datagram(echo, b"a\0b")
     with pytest.raises(FileNotFoundError):
         await trioserve.serve_unix(echo, tmp_path / "no-such-dir" / "s.sock")

@@ -19,6 +19,7 @@ import trio
 
 from ._echo import echo
 from ._handlers import Handler, host_port
+from ._listeners import check_host
 from ._server import Server
 
 LOGGER = logging.getLogger("trioserve")
@@ -57,6 +58,10 @@ def parse_host_port(text: str) -> tuple[str | None, int]:
         raise argparse.ArgumentTypeError(f"port must be a number, got {port_text!r}") from None
     if not 0 <= port <= 0xFFFF:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
+    try:
+        check_host(host)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return host or None, port
 
 

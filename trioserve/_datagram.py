@@ -28,6 +28,10 @@ from ._unix import SocketFile
 #: every UDP datagram over IPv4 fits (65,507 bytes of payload at most).
 DEFAULT_RECEIVE_SIZE = 65536
 
+#: The largest ``receive_size`` allowed: every receive allocates that much first, and
+#: no datagram socket carries more (a Unix datagram is bounded by the send buffer).
+MAX_RECEIVE_SIZE = 16 * 1024 * 1024
+
 #: Datagrams received in a row without waiting before the receive loop yields to the
 #: handlers it started (a checkpoint per datagram would add a trip through the
 #: scheduler to every one of them).
@@ -73,8 +77,10 @@ _MSG_TRUNC = int(stdlib_socket.MSG_TRUNC)
 def check_receive_size(receive_size: object) -> int:
     if isinstance(receive_size, bool) or not isinstance(receive_size, int):
         raise TypeError(f"receive_size must be an int, not {receive_size!r}")
-    if receive_size < 1:
-        raise ValueError(f"receive_size must be at least 1, not {receive_size!r}")
+    if not 1 <= receive_size <= MAX_RECEIVE_SIZE:
+        raise ValueError(
+            f"receive_size must be between 1 and {MAX_RECEIVE_SIZE} bytes, not {receive_size!r}"
+        )
     return receive_size
 
 
@@ -149,8 +155,11 @@ class Datagram:
                 break
             except BlockingIOError:
                 if sock.family != stdlib_socket.AF_UNIX:
-                    await wait_writable(sock)  # the send buffer drains on its own
-                    continue
+                    try:
+                        await wait_writable(sock)  # the send buffer drains on its own
+                        continue
+                    except trio.BusyResourceError:
+                        pass  # another handler waits for room already: try again later
             except OSError as exc:
                 if exc.errno in CLOSED_ERRNOS:
                     raise trio.ClosedResourceError("the server's socket was closed") from None

@@ -34,6 +34,11 @@ def check_backlog(backlog: object) -> int:
 def check_host(host: object) -> str | bytes | None:
     if host is not None and not isinstance(host, (str, bytes)):
         raise TypeError(f"host must be a str, bytes or None, not {host!r}")
+    if isinstance(host, str):
+        try:
+            host.encode("idna")  # what getaddrinfo() does with it, failing late
+        except UnicodeError as exc:
+            raise ValueError(f"host must be a host name or address, not {host!r}: {exc}") from None
     return host
 
 

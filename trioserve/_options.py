@@ -27,7 +27,10 @@ def check_seconds(name: str, value: object, *, allow_zero: bool) -> float | None
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large to be a number of seconds: {value!r}") from None
     if math.isnan(seconds):
         raise ValueError(f"{name} must be a number of seconds, not {value!r}")
     if seconds < 0 or (seconds == 0 and not allow_zero):

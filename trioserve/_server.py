@@ -91,6 +91,9 @@ def current_server() -> Server:
 class _Endpoint:
     """One thing a serve_* call takes work from: a listener, or a datagram socket."""
 
+    #: Whether it stays open until its handlers are done (they reply through it).
+    open_while_draining = False
+
     def close_now(self) -> None:
         """Stop accepting at once, where that can be done synchronously."""
 
@@ -165,6 +168,7 @@ class _DatagramEndpoint(_Endpoint):
     """A datagram socket: it stays open after serving stops, until its handlers are done."""
 
     socket: DatagramSocket
+    open_while_draining = True
 
     def close_now(self) -> None:
         self.socket.stop_receiving()
@@ -504,6 +508,9 @@ class Server:
                             accepting.start_soon(self._accept_loop, run, endpoint, handlers)
                         task_status.started(started)
                 run.stop_accepting()
+                # Refuse new connections during the grace period: close the listeners
+                # (a wrapping one, such as trio.SSLListener, cannot be closed synchronously).
+                await _close_endpoints([e for e in endpoints if not e.open_while_draining])
                 await self._drain(run, own_handlers)
         finally:
             self._runs.discard(run)
@@ -618,7 +625,9 @@ class Server:
     ) -> None:
         """The receive loop: a slot, then a datagram, then a handler task for it."""
         slots = self._slots
-        while True:
+        # The socket stays open after shutdown(), and a burst of datagrams can pass without
+        # a checkpoint where the cancellation would be seen: look before each one.
+        while not run.stopping:
             if slots is not None:
                 try:
                     slots.acquire_nowait()  # acquire() would yield on every datagram

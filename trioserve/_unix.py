@@ -23,6 +23,8 @@ def check_unix_path(path: object) -> str | bytes:
     fspath = os.fspath(path)
     if not fspath:
         raise ValueError("path must not be empty")
+    if not _is_abstract(fspath) and ("\0" if isinstance(fspath, str) else b"\0") in fspath:
+        raise ValueError(f"path must not contain a NUL character, not {fspath!r}")
     return fspath
 
 
@@ -98,11 +100,15 @@ class SocketFile:
 
     @classmethod
     def of(cls, path: str | bytes) -> SocketFile | None:
-        """Record the file a socket was just bound to (``None`` for abstract names)."""
+        """Record the file a socket was just bound to (``None`` for abstract names).
+
+        A relative path is recorded as absolute, so the file is found again after the
+        program changes its working directory.
+        """
         if _is_abstract(path):
             return None
         info = os.lstat(path)
-        return cls(path, info.st_dev, info.st_ino)
+        return cls(os.path.abspath(path), info.st_dev, info.st_ino)
 
     def remove(self) -> None:
         """Delete the socket file if it is still ours; any error is ignored."""
