@@ -67,6 +67,8 @@ async def test_serve_functions_check_options_at_the_call() -> None:
         await trioserve.serve_tcp(handler, 0, host="..")
     with pytest.raises(ValueError, match="host must be a host name or address, not 'aaaa"):
         await trioserve.serve_udp(handler, 0, host="a" * 300)
+    with pytest.raises(ValueError, match=r"host must not contain a NUL character, not b'::1\\x00'"):
+        await trioserve.serve_tcp(handler, 0, host=b"::1\0")
     with pytest.raises(TypeError, match="handler must be an async callable, not 3"):
         await trioserve.serve_tcp(3, 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="listeners must be a list of trio listeners"):

@@ -34,11 +34,16 @@ def check_backlog(backlog: object) -> int:
 def check_host(host: object) -> str | bytes | None:
     if host is not None and not isinstance(host, (str, bytes)):
         raise TypeError(f"host must be a str, bytes or None, not {host!r}")
+    encoded: bytes | None
     if isinstance(host, str):
         try:
-            host.encode("idna")  # what getaddrinfo() does with it, failing late
+            encoded = host.encode("idna")  # what getaddrinfo() does with it, failing late
         except UnicodeError as exc:
             raise ValueError(f"host must be a host name or address, not {host!r}: {exc}") from None
+    else:
+        encoded = host
+    if encoded is not None and b"\0" in encoded:  # the C resolver would stop reading there
+        raise ValueError(f"host must not contain a NUL character, not {host!r}")
     return host
 
 
