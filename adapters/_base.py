@@ -26,6 +26,17 @@ from ._run import InFlight, Run, run_trio, serving
 _BURST = 32
 
 
+def _readable_now(fd: int) -> bool:
+    """Whether ``fd`` is readable at this moment.
+
+    A wait with a zero timeout (``move_on_after(0)``) is cancelled before trio looks at
+    the descriptor, so a timed-out wait asks here whether a request is waiting after all.
+    """
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
+
+
 @public
 class BaseServer:
     """The base of every server class: the request loop and the overridable steps.
@@ -339,7 +350,7 @@ class BaseServer:
                     fd = self.fileno()
                     with trio.move_on_after(period) as waiting:
                         await wait_readable(fd)
-                    if waiting.cancelled_caught:
+                    if waiting.cancelled_caught and not _readable_now(fd):
                         self.service_actions()
                         continue
                     burst = await self._requests_to_take(run)
@@ -374,9 +385,10 @@ class BaseServer:
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
         with run.loop_scope:
+            fd = self.fileno()
             with trio.move_on_after(math.inf if timeout is None else timeout) as waiting:
-                await wait_readable(self.fileno())
-            if waiting.cancelled_caught:
+                await wait_readable(fd)
+            if waiting.cancelled_caught and not _readable_now(fd):
                 return self.handle_timeout()
             await self._take_request(run)
         return None

@@ -9,6 +9,7 @@ promises (so a scenario that observes nothing cannot pass).
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import socket
 import socketserver
@@ -245,6 +246,56 @@ def test_socket_timeout_bounds_handle_request(tmp_path: Path) -> None:
             return server.handle_request()
 
     assert both(scenario, tmp_path) == "timed out"
+
+
+def wait_until_readable(server: Any) -> None:
+    """Block until a request waits on ``server`` (a zero timeout must then find it)."""
+    readable, _, _ = select.select([server], [], [], 10)
+    assert readable, "the request never reached the server"
+
+
+@pytest.mark.parametrize("zero", ["server timeout", "non-blocking socket"])
+def test_handle_request_with_a_zero_timeout_takes_a_waiting_request(
+    zero: str, tmp_path: Path
+) -> None:
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        class Hello(module.BaseRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                self.request.sendall(b"hello")
+
+        calls: list[Any] = []
+        cls = recording_server(module, module.TCPServer, calls)
+        with (
+            cls(("127.0.0.1", 0), Hello) as server,
+            socket.create_connection(server.server_address, timeout=10) as client,
+        ):
+            if zero == "server timeout":
+                server.timeout = 0
+            else:
+                server.socket.setblocking(False)
+            wait_until_readable(server)
+            server.handle_request()
+            return ("handle_timeout",) in calls, client.recv(10)
+
+    assert both(scenario, tmp_path) == (False, b"hello")
+
+
+def test_serve_forever_with_a_zero_poll_interval_takes_requests(tmp_path: Path) -> None:
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        class Echo(module.StreamRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                self.wfile.write(self.rfile.readline())
+
+        with module.TCPServer(("127.0.0.1", 0), Echo) as server:
+            thread = threading.Thread(target=server.serve_forever, args=(0,))
+            thread.start()
+            try:
+                return [stream_exchange(server, b"poll %d\n" % n) for n in range(3)]
+            finally:
+                server.shutdown()
+                thread.join()
+
+    assert both(scenario, tmp_path) == [b"poll %d\n" % n for n in range(3)]
 
 
 def test_verify_request_rejects(tmp_path: Path) -> None:
