@@ -99,8 +99,8 @@ class ThreadingMixIn(_MixinBase):
     taking requests whenever that thread is busy in a handler, so a handler that blocks
     never holds others up. ``get_request`` and ``verify_request`` may thus run in a
     handler thread, but never in two threads at once; a class that overrides
-    ``process_request`` or ``service_actions`` has every request taken by the loop, which
-    calls them in its own thread as the stdlib does.
+    ``process_request`` or ``service_actions`` (or an instance given its own) has every
+    request taken by the loop, which calls them in its own thread as the stdlib does.
 
     An exception other than :class:`Exception` leaving a handler thread (``SystemExit``)
     goes to :func:`threading.excepthook`, as it would from a ``threading.Thread``.
@@ -205,16 +205,20 @@ class ThreadingMixIn(_MixinBase):
     def _threads_may_take(self) -> bool:
         """Whether handler threads may take requests themselves (see RequestTaker).
 
-        Not when ``process_request`` or ``service_actions`` is overridden: the loop
+        Not when ``process_request`` or ``service_actions`` is overridden, by the class
+        or on the instance (``mock.patch.object``) before the loop starts: the loop
         calls those for each request it takes, in its own thread. Nor without a GIL
         (free-threaded builds), where a hand-over costs little and threads run at once.
         """
         cls = type(self)
+        own = vars(self)
         gil: Callable[[], bool] = getattr(sys, "_is_gil_enabled", lambda: True)
         return (
             gil()
             and cls.process_request is ThreadingMixIn.process_request
             and cls.service_actions is _base.BaseServer.service_actions
+            and "process_request" not in own
+            and "service_actions" not in own
         )
 
     def _take_ready(self, run: Run, taker: RequestTaker) -> Callable[[], None] | None:
