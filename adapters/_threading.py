@@ -90,7 +90,8 @@ class ThreadingMixIn(_MixinBase):
     done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
     ``block_on_close`` false) their connections are shut down, which ends handlers
     blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
-    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``.
+    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``
+    (and ``daemon_threads`` is false).
 
     Under :meth:`serve_forever` (or ``serve``) without ``max_threads``, a handler thread that has
     finished its request takes the next ready one itself (``get_request``,
@@ -154,9 +155,12 @@ class ThreadingMixIn(_MixinBase):
             self._start_detached(request, client_address)
 
     def server_close(self) -> None:
-        """Close the server; wait for detached handler threads if ``block_on_close``."""
+        """Close the server; wait for detached handler threads if ``block_on_close``.
+
+        With ``daemon_threads`` it does not wait for them, as in the stdlib.
+        """
         super().server_close()
-        if self.block_on_close:
+        if self.block_on_close and not self.daemon_threads:
             self._detached().join(getattr(self, "grace_period", None))
 
     def _thread_main(self, request: Any, client_address: Any) -> None:
