@@ -20,7 +20,7 @@ import trioserve
 
 from ._fixup import public
 from ._handlers import AsyncDatagramSocket, is_async_handler_class, run_async_handler
-from ._run import InFlight, Run, run_trio, serving
+from ._run import Caller, InFlight, Run, run_trio, serving
 
 #: At most this many ready requests are taken in a row before the loop waits with trio.
 _BURST = 32
@@ -53,6 +53,14 @@ class BaseServer:
     thread then times the grace period itself), under :meth:`serve` on a trio worker
     thread, so the caller's other tasks go on; a handler class whose ``handle`` is
     ``async def`` runs as a trio task instead.
+
+    That handler in the loop's thread (``process_request`` to ``shutdown_request``) runs
+    in the context variables the thread had when it called :meth:`serve_forever` or
+    :meth:`handle_request`, and ``sniffio`` finds no async library running there, so
+    ``asyncio.run()`` and anyio-based libraries work in it as in the stdlib. The thread
+    is still inside ``trio.run``, though: the handler cannot start a trio run of its own
+    (``trio.run()`` raises :exc:`RuntimeError`); use :class:`ThreadingMixIn` or
+    :meth:`serve`, whose handlers run on worker threads, for that.
 
     Args:
         server_address: Stored as :attr:`server_address`.
@@ -110,7 +118,9 @@ class BaseServer:
                 ...
                 server.shutdown()
         """
-        run_trio(partial(self._with_run, partial(self._loop, poll_interval), True, inline=True))
+        run_trio(
+            partial(self._with_run, partial(self._loop, poll_interval), True, caller=Caller.here())
+        )
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (or :meth:`serve`) and wait until it has returned.
@@ -153,12 +163,12 @@ class BaseServer:
         forked child may still run (:meth:`server_close` waits for them). With no request
         in time, returns what :meth:`handle_timeout` returns.
         """
-        return run_trio(partial(self._with_run, self._one_request, False, inline=True))
+        return run_trio(partial(self._with_run, self._one_request, False, caller=Caller.here()))
 
     def _handle_request_noblock(self) -> None:
         """Handle one request that is ready, without waiting (private in the stdlib too,
         but called by loops that select over several servers themselves)."""
-        run_trio(partial(self._with_run, self._take_request, False, inline=True))
+        run_trio(partial(self._with_run, self._take_request, False, caller=Caller.here()))
 
     async def serve(
         self,
@@ -260,12 +270,13 @@ class BaseServer:
         stoppable: bool,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
         *,
-        inline: bool = False,
+        caller: Caller | None = None,
     ) -> Any:
         """Run ``body(run)`` with nurseries for handlers, then wait for the handlers.
 
-        ``inline``: the run is the server's own, so a plain server's blocking handler
-        may run in its thread (a ``serve`` task shares its thread with other tasks).
+        ``caller``: the run is the server's own, so a plain server's blocking handler
+        may run in its thread, as ``caller`` (a ``serve`` task shares its thread with
+        other tasks).
         """
         with self._state_lock:
             if self._loop_claimed:
@@ -282,7 +293,7 @@ class BaseServer:
                         handlers=handlers,
                         background=background,
                         stoppable=stoppable,
-                        inline=inline,
+                        caller=caller,
                     )
                     self._register(run)
                     registered = True
@@ -418,12 +429,13 @@ class BaseServer:
         elif self._process_in_worker:
             if not self._verified(request, client_address):
                 return
-            if run.inline:
+            caller = run.caller
+            if caller is not None:
                 # The loop's thread is the server's own: handle the request here, as the
                 # stdlib does; shutdown() from another thread unblocks it after the grace.
                 run.inline_request = request if isinstance(request, stdlib_socket.socket) else None
                 try:
-                    self._process_in_thread(request, client_address)
+                    caller.call(self._process_in_thread, request, client_address)
                 finally:
                     run.inline_request = None
                 return

@@ -8,6 +8,7 @@ promises (so a scenario that observes nothing cannot pass).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import selectors
@@ -22,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import sniffio
 
 import adapters
 
@@ -405,6 +407,42 @@ def test_base_exception_leaves_handle_request(tmp_path: Path) -> None:
             return info.value.code, client.recv(10)
 
     assert both(scenario, tmp_path) == (3, b"")
+
+
+def async_library() -> str:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return "none"
+
+
+@pytest.mark.parametrize("entry", ["handle_request", "serve_forever"])
+def test_a_plain_servers_handler_runs_in_no_async_library(entry: str, tmp_path: Path) -> None:
+    """What anyio-based libraries look at to pick their backend, in a blocking handler."""
+
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        seen: list[str] = []
+
+        async def in_asyncio() -> str:
+            return async_library()
+
+        class Handler(module.BaseRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                seen.append(async_library())
+                seen.append(asyncio.run(in_asyncio()))
+                self.request.sendall(b"done")
+
+        with module.TCPServer(("127.0.0.1", 0), Handler) as server:
+            if entry == "handle_request":
+                with socket.create_connection(server.server_address, timeout=10) as client:
+                    server.handle_request()
+                    reply = client.recv(10)
+            else:
+                with serving(server):
+                    reply = stream_exchange(server, b"")
+        return seen, reply
+
+    assert both(scenario, tmp_path) == (["none", "asyncio"], b"done")
 
 
 def test_service_actions_and_shutdown_from_another_thread(tmp_path: Path) -> None:
