@@ -24,6 +24,9 @@ from ._run import Caller, InFlight, Run, run_trio, serving
 
 #: At most this many ready requests are taken in a row before the loop waits with trio.
 _BURST = 32
+#: Seconds a stopping loop waits for handler threads once it has shut their connections
+#: down; those still running then (blocked on something else) are left to finish.
+UNBLOCKED_SECONDS = 1.0
 
 
 def _readable_now(fd: int) -> bool:
@@ -108,8 +111,11 @@ class BaseServer:
         after each request and at least every ``poll_interval`` seconds (``None``: only
         after requests). When stopped, handlers still running get ``grace_period``
         seconds before their connections are shut down; this returns once they are all
-        done. What a plain server's handler raises past ``handle_error`` (and what the
-        overridable methods raise) ends the loop and is raised here.
+        done, except that ThreadingMixIn's handler threads still running
+        :data:`UNBLOCKED_SECONDS` after that (blocked on something other than their
+        connection) are left running, as the stdlib leaves its threads. What a plain
+        server's handler raises past ``handle_error`` (and what the overridable methods
+        raise) ends the loop and is raised here.
 
         Example::
 
@@ -309,7 +315,7 @@ class BaseServer:
                     finally:
                         if run.pool is not None:
                             with trio.CancelScope(shield=True):
-                                await run.pool.close()
+                                await run.pool.close(leave_busy=run.left_behind)
                 background.cancel_scope.cancel()
             return result
         finally:
@@ -339,6 +345,9 @@ class BaseServer:
 
     async def _wait_for_capacity(self, run: Run) -> None:
         """Hook: wait until another request may be taken (the mixins' limits)."""
+
+    def _leave_behind(self, run: Run) -> None:
+        """Hook: the loop returns with handler threads of ``run.pool`` still running."""
 
     def _stop_handlers_at_once(self) -> bool:
         """Hook: whether shutdown unblocks handlers at once instead of after a grace."""
@@ -405,7 +414,12 @@ class BaseServer:
         return None
 
     async def _drain(self, run: Run) -> None:
-        """After the loop stopped: give handlers the grace period, then unblock them."""
+        """After the loop stopped: give handlers the grace period, then unblock them.
+
+        Handler threads of a pool (ThreadingMixIn's) still running
+        :data:`UNBLOCKED_SECONDS` after that are left running, as the stdlib leaves its
+        threads; other handlers are waited for.
+        """
         if run.is_idle():
             return
         grace = math.inf if self.grace_period is None else self.grace_period
@@ -414,6 +428,13 @@ class BaseServer:
         with trio.move_on_after(grace):
             await run.wait_idle()
         run.unblock(stdlib_socket.SHUT_RDWR)
+        if run.pool is not None:
+            with trio.move_on_after(UNBLOCKED_SECONDS):
+                await run.wait_idle()
+            if not run.is_idle():
+                run.left_behind = True
+                self._leave_behind(run)
+                return
         await run.wait_idle()
 
     async def _take_request(self, run: Run) -> None:

@@ -102,6 +102,8 @@ class Run:
     error: BaseException | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
+    #: Whether the loop stopped waiting for handler threads still running (see _drain).
+    left_behind: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _waiting_for_idle: bool = attrs.field(default=False, init=False)
 
@@ -168,7 +170,9 @@ class Run:
             self.in_flight.discard(item)
             wake = self._waiting_for_idle and not self.in_flight
         if wake:
-            self.token.run_sync_soon(self.idle.set)
+            # RunFinishedError: the loop left this handler behind and its run has ended.
+            with contextlib.suppress(trio.RunFinishedError):
+                self.token.run_sync_soon(self.idle.set)
 
     def is_idle(self) -> bool:
         with self._lock:

@@ -36,7 +36,8 @@ def _current_run(server: object) -> Run | None:
 
 
 class _DetachedThreads:
-    """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``).
+    """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``),
+    and the pools of loops that returned with handler threads still running.
 
     They outlive the call that started them, as the stdlib's threads do, and
     ``server_close`` joins them.
@@ -45,10 +46,15 @@ class _DetachedThreads:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._items: set[InFlight] = set()
+        self._pools: list[HandlerPool] = []
 
     def add(self, item: InFlight) -> None:
         with self._changed:
             self._items.add(item)
+
+    def add_pool(self, pool: HandlerPool) -> None:
+        with self._changed:
+            self._pools.append(pool)
 
     def remove(self, item: InFlight) -> None:
         with self._changed:
@@ -70,12 +76,14 @@ class _DetachedThreads:
             return all(item.thread is me for item in self._items)
 
         with self._changed:
-            if self._changed.wait_for(others_done, timeout=grace):
-                return
-            for item in self._items:
-                if item.thread is not me:
-                    item.unblock(socket.SHUT_RDWR)
-            self._changed.wait_for(others_done)
+            pools, self._pools = self._pools, []
+            if not self._changed.wait_for(others_done, timeout=grace):
+                for item in self._items:
+                    if item.thread is not me:
+                        item.unblock(socket.SHUT_RDWR)
+                self._changed.wait_for(others_done)
+        for pool in pools:  # their connections have been shut down already
+            pool.join()
 
 
 @public
@@ -89,7 +97,10 @@ class ThreadingMixIn(_MixinBase):
     finishes), and :meth:`shutdown` returns once they are
     done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
     ``block_on_close`` false) their connections are shut down, which ends handlers
-    blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
+    blocked in ``recv``. Without ``max_threads``, a handler still running a second after
+    that (blocked on something else) is left running, as the stdlib leaves its threads,
+    and :meth:`server_close` waits for it if ``block_on_close`` (and ``daemon_threads``
+    is false). A thread started by :meth:`handle_request` outlives that call,
     as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``
     (and ``daemon_threads`` is false).
 
@@ -157,7 +168,8 @@ class ThreadingMixIn(_MixinBase):
     def server_close(self) -> None:
         """Close the server; wait for detached handler threads if ``block_on_close``.
 
-        With ``daemon_threads`` it does not wait for them, as in the stdlib.
+        Detached: started by :meth:`handle_request`, or left running by a loop that
+        stopped. With ``daemon_threads`` it does not wait for them, as in the stdlib.
         """
         super().server_close()
         if self.block_on_close and not self.daemon_threads:
@@ -338,3 +350,7 @@ class ThreadingMixIn(_MixinBase):
 
     def _stop_handlers_at_once(self) -> bool:
         return bool(self.daemon_threads or not self.block_on_close)
+
+    def _leave_behind(self, run: Run) -> None:
+        if run.pool is not None and self.block_on_close and not self.daemon_threads:
+            self._detached().add_pool(run.pool)  # for server_close() to join
