@@ -20,10 +20,24 @@ import trioserve
 
 from ._fixup import public
 from ._handlers import AsyncDatagramSocket, is_async_handler_class, run_async_handler
-from ._run import InFlight, Run, run_trio, serving
+from ._run import Caller, InFlight, Run, run_trio, serving
 
 #: At most this many ready requests are taken in a row before the loop waits with trio.
 _BURST = 32
+#: Seconds a stopping loop waits for handler threads once it has shut their connections
+#: down; those still running then (blocked on something else) are left to finish.
+UNBLOCKED_SECONDS = 1.0
+
+
+def _readable_now(fd: int) -> bool:
+    """Whether ``fd`` is readable at this moment.
+
+    A wait with a zero timeout (``move_on_after(0)``) is cancelled before trio looks at
+    the descriptor, so a timed-out wait asks here whether a request is waiting after all.
+    """
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 @public
@@ -42,6 +56,14 @@ class BaseServer:
     thread then times the grace period itself), under :meth:`serve` on a trio worker
     thread, so the caller's other tasks go on; a handler class whose ``handle`` is
     ``async def`` runs as a trio task instead.
+
+    That handler in the loop's thread (``process_request`` to ``shutdown_request``) runs
+    in the context variables the thread had when it called :meth:`serve_forever` or
+    :meth:`handle_request`, and ``sniffio`` finds no async library running there, so
+    ``asyncio.run()`` and anyio-based libraries work in it as in the stdlib. The thread
+    is still inside ``trio.run``, though: the handler cannot start a trio run of its own
+    (``trio.run()`` raises :exc:`RuntimeError`); use :class:`ThreadingMixIn` or
+    :meth:`serve`, whose handlers run on worker threads, for that.
 
     Args:
         server_address: Stored as :attr:`server_address`.
@@ -89,8 +111,11 @@ class BaseServer:
         after each request and at least every ``poll_interval`` seconds (``None``: only
         after requests). When stopped, handlers still running get ``grace_period``
         seconds before their connections are shut down; this returns once they are all
-        done. What a plain server's handler raises past ``handle_error`` (and what the
-        overridable methods raise) ends the loop and is raised here.
+        done, except that ThreadingMixIn's handler threads still running
+        :data:`UNBLOCKED_SECONDS` after that (blocked on something other than their
+        connection) are left running, as the stdlib leaves its threads. What a plain
+        server's handler raises past ``handle_error`` (and what the overridable methods
+        raise) ends the loop and is raised here.
 
         Example::
 
@@ -99,7 +124,9 @@ class BaseServer:
                 ...
                 server.shutdown()
         """
-        run_trio(partial(self._with_run, partial(self._loop, poll_interval), True, inline=True))
+        run_trio(
+            partial(self._with_run, partial(self._loop, poll_interval), True, caller=Caller.here())
+        )
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` (or :meth:`serve`) and wait until it has returned.
@@ -142,12 +169,12 @@ class BaseServer:
         forked child may still run (:meth:`server_close` waits for them). With no request
         in time, returns what :meth:`handle_timeout` returns.
         """
-        return run_trio(partial(self._with_run, self._one_request, False, inline=True))
+        return run_trio(partial(self._with_run, self._one_request, False, caller=Caller.here()))
 
     def _handle_request_noblock(self) -> None:
         """Handle one request that is ready, without waiting (private in the stdlib too,
         but called by loops that select over several servers themselves)."""
-        run_trio(partial(self._with_run, self._take_request, False, inline=True))
+        run_trio(partial(self._with_run, self._take_request, False, caller=Caller.here()))
 
     async def serve(
         self,
@@ -249,12 +276,13 @@ class BaseServer:
         stoppable: bool,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
         *,
-        inline: bool = False,
+        caller: Caller | None = None,
     ) -> Any:
         """Run ``body(run)`` with nurseries for handlers, then wait for the handlers.
 
-        ``inline``: the run is the server's own, so a plain server's blocking handler
-        may run in its thread (a ``serve`` task shares its thread with other tasks).
+        ``caller``: the run is the server's own, so a plain server's blocking handler
+        may run in its thread, as ``caller`` (a ``serve`` task shares its thread with
+        other tasks).
         """
         with self._state_lock:
             if self._loop_claimed:
@@ -271,7 +299,7 @@ class BaseServer:
                         handlers=handlers,
                         background=background,
                         stoppable=stoppable,
-                        inline=inline,
+                        caller=caller,
                     )
                     self._register(run)
                     registered = True
@@ -287,7 +315,7 @@ class BaseServer:
                     finally:
                         if run.pool is not None:
                             with trio.CancelScope(shield=True):
-                                await run.pool.close()
+                                await run.pool.close(leave_busy=run.left_behind)
                 background.cancel_scope.cancel()
             return result
         finally:
@@ -318,6 +346,9 @@ class BaseServer:
     async def _wait_for_capacity(self, run: Run) -> None:
         """Hook: wait until another request may be taken (the mixins' limits)."""
 
+    def _leave_behind(self, run: Run) -> None:
+        """Hook: the loop returns with handler threads of ``run.pool`` still running."""
+
     def _stop_handlers_at_once(self) -> bool:
         """Hook: whether shutdown unblocks handlers at once instead of after a grace."""
         return False
@@ -339,7 +370,7 @@ class BaseServer:
                     fd = self.fileno()
                     with trio.move_on_after(period) as waiting:
                         await wait_readable(fd)
-                    if waiting.cancelled_caught:
+                    if waiting.cancelled_caught and not _readable_now(fd):
                         self.service_actions()
                         continue
                     burst = await self._requests_to_take(run)
@@ -374,15 +405,21 @@ class BaseServer:
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
         with run.loop_scope:
+            fd = self.fileno()
             with trio.move_on_after(math.inf if timeout is None else timeout) as waiting:
-                await wait_readable(self.fileno())
-            if waiting.cancelled_caught:
+                await wait_readable(fd)
+            if waiting.cancelled_caught and not _readable_now(fd):
                 return self.handle_timeout()
             await self._take_request(run)
         return None
 
     async def _drain(self, run: Run) -> None:
-        """After the loop stopped: give handlers the grace period, then unblock them."""
+        """After the loop stopped: give handlers the grace period, then unblock them.
+
+        Handler threads of a pool (ThreadingMixIn's) still running
+        :data:`UNBLOCKED_SECONDS` after that are left running, as the stdlib leaves its
+        threads; other handlers are waited for.
+        """
         if run.is_idle():
             return
         grace = math.inf if self.grace_period is None else self.grace_period
@@ -391,6 +428,13 @@ class BaseServer:
         with trio.move_on_after(grace):
             await run.wait_idle()
         run.unblock(stdlib_socket.SHUT_RDWR)
+        if run.pool is not None:
+            with trio.move_on_after(UNBLOCKED_SECONDS):
+                await run.wait_idle()
+            if not run.is_idle():
+                run.left_behind = True
+                self._leave_behind(run)
+                return
         await run.wait_idle()
 
     async def _take_request(self, run: Run) -> None:
@@ -406,12 +450,13 @@ class BaseServer:
         elif self._process_in_worker:
             if not self._verified(request, client_address):
                 return
-            if run.inline:
+            caller = run.caller
+            if caller is not None:
                 # The loop's thread is the server's own: handle the request here, as the
                 # stdlib does; shutdown() from another thread unblocks it after the grace.
                 run.inline_request = request if isinstance(request, stdlib_socket.socket) else None
                 try:
-                    self._process_in_thread(request, client_address)
+                    caller.call(self._process_in_thread, request, client_address)
                 finally:
                     run.inline_request = None
                 return

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
+import sniffio
 import trio
 
 from ._pool import HandlerPool
@@ -49,6 +50,30 @@ class InFlight:
             sock.shutdown(how)
 
 
+@attrs.frozen(eq=False)
+class Caller:
+    """The thread that called ``serve_forever`` or ``handle_request``, as it was before
+    its trio run started: a plain server's blocking handler runs as that thread."""
+
+    context: contextvars.Context
+    async_library: str | None
+
+    @classmethod
+    def here(cls) -> Caller:
+        """The calling thread now (call before ``trio.run``)."""
+        return cls(contextvars.copy_context(), sniffio.thread_local.name)
+
+    def call(self, fn: Callable[..., None], *args: Any) -> None:
+        """``fn(*args)`` in the caller's context, where sniffio finds the async library
+        the caller had (normally none), not the trio run this thread is inside."""
+        running = sniffio.thread_local.name
+        sniffio.thread_local.name = self.async_library
+        try:
+            self.context.run(fn, *args)
+        finally:
+            sniffio.thread_local.name = running
+
+
 @attrs.define(eq=False)
 class Run:
     """A request loop in progress: where its handler tasks run and how to stop it."""
@@ -58,9 +83,9 @@ class Run:
     handlers: trio.Nursery
     background: trio.Nursery
     stoppable: bool
-    #: Whether the run is the server's own (serve_forever, handle_request): then a plain
-    #: server's blocking handler runs in the loop's thread, as in the stdlib.
-    inline: bool = False
+    #: Set when the run is the server's own (serve_forever, handle_request): then a plain
+    #: server's blocking handler runs in the loop's thread, as this caller, as in the stdlib.
+    caller: Caller | None = None
     loop_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     in_flight: set[InFlight] = attrs.field(factory=set)
     idle: trio.Event = attrs.field(factory=trio.Event)
@@ -77,11 +102,18 @@ class Run:
     error: BaseException | None = None
     #: Set once the loop takes no more requests (handlers may still run).
     loop_stopped: threading.Event = attrs.field(factory=threading.Event)
+    #: Whether the loop stopped waiting for handler threads still running (see _drain).
+    left_behind: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _waiting_for_idle: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.idle.set()
+
+    @property
+    def inline(self) -> bool:
+        """Whether a plain server's blocking handler runs in the loop's thread."""
+        return self.caller is not None
 
     def in_this_thread(self) -> bool:
         return self.thread_id == threading.get_ident()
@@ -138,7 +170,9 @@ class Run:
             self.in_flight.discard(item)
             wake = self._waiting_for_idle and not self.in_flight
         if wake:
-            self.token.run_sync_soon(self.idle.set)
+            # RunFinishedError: the loop left this handler behind and its run has ended.
+            with contextlib.suppress(trio.RunFinishedError):
+                self.token.run_sync_soon(self.idle.set)
 
     def is_idle(self) -> bool:
         with self._lock:

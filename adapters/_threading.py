@@ -36,7 +36,8 @@ def _current_run(server: object) -> Run | None:
 
 
 class _DetachedThreads:
-    """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``).
+    """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``),
+    and the pools of loops that returned with handler threads still running.
 
     They outlive the call that started them, as the stdlib's threads do, and
     ``server_close`` joins them.
@@ -45,10 +46,15 @@ class _DetachedThreads:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._items: set[InFlight] = set()
+        self._pools: list[HandlerPool] = []
 
     def add(self, item: InFlight) -> None:
         with self._changed:
             self._items.add(item)
+
+    def add_pool(self, pool: HandlerPool) -> None:
+        with self._changed:
+            self._pools.append(pool)
 
     def remove(self, item: InFlight) -> None:
         with self._changed:
@@ -70,12 +76,14 @@ class _DetachedThreads:
             return all(item.thread is me for item in self._items)
 
         with self._changed:
-            if self._changed.wait_for(others_done, timeout=grace):
-                return
-            for item in self._items:
-                if item.thread is not me:
-                    item.unblock(socket.SHUT_RDWR)
-            self._changed.wait_for(others_done)
+            pools, self._pools = self._pools, []
+            if not self._changed.wait_for(others_done, timeout=grace):
+                for item in self._items:
+                    if item.thread is not me:
+                        item.unblock(socket.SHUT_RDWR)
+                self._changed.wait_for(others_done)
+        for pool in pools:  # their connections have been shut down already
+            pool.join()
 
 
 @public
@@ -89,8 +97,12 @@ class ThreadingMixIn(_MixinBase):
     finishes), and :meth:`shutdown` returns once they are
     done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
     ``block_on_close`` false) their connections are shut down, which ends handlers
-    blocked in ``recv``. A thread started by :meth:`handle_request` outlives that call,
-    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``.
+    blocked in ``recv``. Without ``max_threads``, a handler still running a second after
+    that (blocked on something else) is left running, as the stdlib leaves its threads,
+    and :meth:`server_close` waits for it if ``block_on_close`` (and ``daemon_threads``
+    is false). A thread started by :meth:`handle_request` outlives that call,
+    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``
+    (and ``daemon_threads`` is false).
 
     Under :meth:`serve_forever` (or ``serve``) without ``max_threads``, a handler thread that has
     finished its request takes the next ready one itself (``get_request``,
@@ -99,8 +111,8 @@ class ThreadingMixIn(_MixinBase):
     taking requests whenever that thread is busy in a handler, so a handler that blocks
     never holds others up. ``get_request`` and ``verify_request`` may thus run in a
     handler thread, but never in two threads at once; a class that overrides
-    ``process_request`` or ``service_actions`` has every request taken by the loop, which
-    calls them in its own thread as the stdlib does.
+    ``process_request`` or ``service_actions`` (or an instance given its own) has every
+    request taken by the loop, which calls them in its own thread as the stdlib does.
 
     An exception other than :class:`Exception` leaving a handler thread (``SystemExit``)
     goes to :func:`threading.excepthook`, as it would from a ``threading.Thread``.
@@ -154,9 +166,13 @@ class ThreadingMixIn(_MixinBase):
             self._start_detached(request, client_address)
 
     def server_close(self) -> None:
-        """Close the server; wait for detached handler threads if ``block_on_close``."""
+        """Close the server; wait for detached handler threads if ``block_on_close``.
+
+        Detached: started by :meth:`handle_request`, or left running by a loop that
+        stopped. With ``daemon_threads`` it does not wait for them, as in the stdlib.
+        """
         super().server_close()
-        if self.block_on_close:
+        if self.block_on_close and not self.daemon_threads:
             self._detached().join(getattr(self, "grace_period", None))
 
     def _thread_main(self, request: Any, client_address: Any) -> None:
@@ -205,16 +221,20 @@ class ThreadingMixIn(_MixinBase):
     def _threads_may_take(self) -> bool:
         """Whether handler threads may take requests themselves (see RequestTaker).
 
-        Not when ``process_request`` or ``service_actions`` is overridden: the loop
+        Not when ``process_request`` or ``service_actions`` is overridden, by the class
+        or on the instance (``mock.patch.object``) before the loop starts: the loop
         calls those for each request it takes, in its own thread. Nor without a GIL
         (free-threaded builds), where a hand-over costs little and threads run at once.
         """
         cls = type(self)
+        own = vars(self)
         gil: Callable[[], bool] = getattr(sys, "_is_gil_enabled", lambda: True)
         return (
             gil()
             and cls.process_request is ThreadingMixIn.process_request
             and cls.service_actions is _base.BaseServer.service_actions
+            and "process_request" not in own
+            and "service_actions" not in own
         )
 
     def _take_ready(self, run: Run, taker: RequestTaker) -> Callable[[], None] | None:
@@ -330,3 +350,7 @@ class ThreadingMixIn(_MixinBase):
 
     def _stop_handlers_at_once(self) -> bool:
         return bool(self.daemon_threads or not self.block_on_close)
+
+    def _leave_behind(self, run: Run) -> None:
+        if run.pool is not None and self.block_on_close and not self.daemon_threads:
+            self._detached().add_pool(run.pool)  # for server_close() to join

@@ -154,6 +154,51 @@ def test_shutdown_waits_for_a_handler_within_the_grace_period() -> None:
         assert client.makefile("rb").readline() == b"finished properly\n"
 
 
+@pytest.mark.parametrize("daemon_threads", [False, True])
+def test_shutdown_leaves_a_handler_blocked_on_something_else_running(
+    daemon_threads: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The common "server.shutdown(); stop.set()": shutdown() must not wait for stop."""
+    monkeypatch.setattr(adapters._base, "UNBLOCKED_SECONDS", 0.05)
+    started = threading.Event()
+    stop = threading.Event()
+    finished = threading.Event()
+
+    class Waiting(adapters.BaseRequestHandler):
+        def handle(self) -> None:
+            started.set()
+            stop.wait(PATIENCE)
+            finished.set()
+
+    class Server(adapters.ThreadingTCPServer):
+        grace_period = 0
+
+    Server.daemon_threads = daemon_threads
+    server = Server(("127.0.0.1", 0), Waiting)
+    loop_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": None})
+    loop_thread.start()
+    with socket.create_connection(server.server_address):
+        assert started.wait(PATIENCE)
+        run = server._run
+        assert run is not None
+        pool = run.pool
+        assert pool is not None
+        stopper = threading.Thread(target=server.shutdown)
+        stopper.start()
+        stopper.join(PATIENCE)
+        loop_thread.join(PATIENCE)
+        returned_first = not (stopper.is_alive() or loop_thread.is_alive() or finished.is_set())
+        stop.set()  # the handler now ends after its trio run has
+        assert finished.wait(PATIENCE)
+        stopper.join()
+        loop_thread.join()
+    server.server_close()  # waits for the handler's thread, unless it is a daemon
+    if daemon_threads:
+        pool.join()
+    assert returned_first
+    assert capsys.readouterr().err == ""  # nothing called into the finished run
+
+
 def test_handle_request_leaves_the_thread_running_and_server_close_waits() -> None:
     handler = blocked_handler()
     server = adapters.ThreadingTCPServer(("127.0.0.1", 0), handler)

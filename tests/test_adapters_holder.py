@@ -249,3 +249,26 @@ def test_an_overridden_process_request_is_called_for_every_request_in_the_loop()
                 assert udp_request(client, server.server_address, data) == data
         assert server._run.taker is None
     assert called_in == [loop_thread.ident] * REQUESTS
+
+
+@pytest.mark.usefixtures("holder_keeps_role")
+@pytest.mark.parametrize("hook", ["process_request", "service_actions"])
+def test_a_hook_set_on_the_instance_is_called_for_every_request_in_the_loop(hook: str) -> None:
+    called_in: list[int] = []
+    handler = echo_handler()
+    with ForcedUDP(("127.0.0.1", 0), handler) as server:
+        original = getattr(server, hook)
+
+        def recording(*args: Any) -> None:  # what mock.patch.object(server, hook) does
+            called_in.append(threading.get_ident())
+            original(*args)
+
+        setattr(server, hook, recording)
+        with serving_forever(server) as loop_thread:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.settimeout(PATIENCE)
+                for number in range(REQUESTS):
+                    data = b"%d" % number
+                    assert udp_request(client, server.server_address, data) == data
+            assert server._run.taker is None
+    assert called_in == [loop_thread.ident] * REQUESTS
