@@ -288,13 +288,6 @@ async def _time_out(test_server: TestServer) -> None:
         await trio.sleep_forever()
 
 
-def our_temp_dirs() -> set[str]:
-    """Test servers' temporary directories (other programs share the temp directory)."""
-    return {
-        name for name in os.listdir(tempfile.gettempdir()) if name.startswith("trioserve-test-")
-    }
-
-
 @pytest.mark.parametrize("kind", ["tcp", "unix", "memory"])
 @pytest.mark.parametrize(
     ("body", "expected"),
@@ -306,9 +299,12 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
     kind: str,
     body: Outcome,
     expected: type[Exception] | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A temporary directory of this test's own: other test runs share the system's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = Snapshot.take()
-    temp_dirs = our_temp_dirs()
     servers: list[TestServer] = []
 
     async def run() -> None:
@@ -323,7 +319,7 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
         with pytest.raises(expected):
             await run()
     assert Snapshot.take().leaks_since(before) == []
-    assert our_temp_dirs() == temp_dirs
+    assert os.listdir(tmp_path) == []
     assert servers[0].stats.active == 0
 
 
