@@ -94,15 +94,14 @@ class ThreadingMixIn(_MixinBase):
     request goes to an idle handler thread of the loop, or to a new one when all are
     busy (never waiting behind another handler); at most ``max_threads`` run at once
     (:attr:`thread_limiter`; at the limit the server stops taking requests until one
-    finishes), and :meth:`shutdown` returns once they are
-    done: after ``grace_period`` seconds (at once if ``daemon_threads`` is true or
-    ``block_on_close`` false) their connections are shut down, which ends handlers
-    blocked in ``recv``. Without ``max_threads``, a handler still running a second after
-    that (blocked on something else) is left running, as the stdlib leaves its threads,
-    and :meth:`server_close` waits for it if ``block_on_close`` (and ``daemon_threads``
-    is false). A thread started by :meth:`handle_request` outlives that call,
-    as in the stdlib, and :meth:`server_close` waits for it if ``block_on_close``
-    (and ``daemon_threads`` is false).
+    finishes), and :meth:`shutdown` returns once they are done: after ``grace_period``
+    seconds (at once if ``daemon_threads`` is true or ``block_on_close`` false) their
+    connections are shut down, which ends handlers blocked in ``recv``. Without
+    ``max_threads``, a handler still running a second after that (blocked on something
+    else) is left running, as the stdlib leaves its threads. A thread started by
+    :meth:`handle_request` outlives that call, as in the stdlib. :meth:`server_close`
+    waits for the threads left running either way if ``block_on_close`` is true and
+    ``daemon_threads`` false.
 
     Under :meth:`serve_forever` (or ``serve``) without ``max_threads``, a handler thread that has
     finished its request takes the next ready one itself (``get_request``,
