@@ -53,23 +53,28 @@ class InFlight:
 @attrs.frozen(eq=False)
 class Caller:
     """The thread that called ``serve_forever`` or ``handle_request``, as it was before
-    its trio run started: a plain server's blocking handler runs as that thread."""
+    its trio run started: a plain server's blocking handler runs as that thread.
 
-    context: contextvars.Context
+    trio marks the thread as running trio through sniffio's thread-local name (which
+    anyio-based libraries read to pick their backend); the handler runs with the name
+    the caller had. Context variables need nothing: the run's tasks see a copy of the
+    caller's.
+    """
+
     async_library: str | None
 
     @classmethod
     def here(cls) -> Caller:
         """The calling thread now (call before ``trio.run``)."""
-        return cls(contextvars.copy_context(), sniffio.thread_local.name)
+        return cls(sniffio.thread_local.name)
 
     def call(self, fn: Callable[..., None], *args: Any) -> None:
-        """``fn(*args)`` in the caller's context, where sniffio finds the async library
-        the caller had (normally none), not the trio run this thread is inside."""
+        """``fn(*args)`` where sniffio finds the async library the caller had (normally
+        none), not the trio run this thread is inside."""
         running = sniffio.thread_local.name
         sniffio.thread_local.name = self.async_library
         try:
-            self.context.run(fn, *args)
+            fn(*args)
         finally:
             sniffio.thread_local.name = running
 
