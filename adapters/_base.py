@@ -57,9 +57,9 @@ class BaseServer:
     thread, so the caller's other tasks go on; a handler class whose ``handle`` is
     ``async def`` runs as a trio task instead.
 
-    That handler in the loop's thread (``process_request`` to ``shutdown_request``) runs
-    in the context variables the thread had when it called :meth:`serve_forever` or
-    :meth:`handle_request`, and ``sniffio`` finds no async library running there, so
+    That handler in the loop's thread (``process_request`` to ``shutdown_request``) sees
+    the context variables the thread had when it called :meth:`serve_forever` or
+    :meth:`handle_request` (a copy), and ``sniffio`` finds no async library running there, so
     ``asyncio.run()`` and anyio-based libraries work in it as in the stdlib. The thread
     is still inside ``trio.run``, though: the handler cannot start a trio run of its own
     (``trio.run()`` raises :exc:`RuntimeError`); use :class:`ThreadingMixIn` or
