@@ -23,7 +23,7 @@ from .helpers import echo, exchange
 from .leakcheck import Snapshot
 
 if sys.version_info < (3, 11):
-    from exceptiongroup import ExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 async def fail(conn: trio.abc.Stream) -> None:
@@ -253,14 +253,41 @@ async def test_a_server_that_cannot_start_raises_its_error_and_leaves_nothing(
         ({"path": "/tmp/x.sock"}, ValueError, "path applies to the unix and unix-datagram"),
         ({"max_connections": 0}, ValueError, "max_connections must be at least 1, not 0"),
         ({"grace_period": "soon"}, TypeError, "grace_period must be a number"),
+        ({"kind": "unix", "path": 123}, TypeError, "path must be a str, bytes or os.PathLike"),
     ],
 )
 async def test_invalid_arguments_are_refused_before_anything_opens(
-    kwargs: dict[str, object], error: type[Exception], message: str
+    kwargs: dict[str, object],
+    error: type[Exception],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(error, match=message):
         async with open_test_server(echo, **kwargs):  # type: ignore[arg-type]
             pytest.fail("the block must not run")  # pragma: no cover
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("crash", [SystemExit(3), KeyboardInterrupt()])
+async def test_a_handler_that_stops_the_process_is_not_hidden_as_a_cancellation(
+    crash: BaseException,
+) -> None:
+    async def stop_everything(conn: trio.abc.Stream) -> None:
+        await conn.receive_some()
+        raise crash
+
+    raised: BaseException | None = None
+    try:
+        async with open_test_server(stop_everything) as test_server:
+            client = await test_server.connect()
+            await client.send_all(b"go")
+            await trio.sleep_forever()
+    except BaseException as exc:  # a Cancelled too: it must not get past the test
+        raised = exc
+    assert isinstance(raised, BaseExceptionGroup), repr(raised)
+    assert raised.split(type(crash))[0] is not None
 
 
 async def test_connect_and_datagram_sockets_are_for_their_own_kinds() -> None:

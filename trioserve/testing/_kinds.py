@@ -8,6 +8,7 @@ import tempfile
 from typing import Any, Literal
 
 from .._handlers import host_port
+from .._unix import check_unix_path
 
 #: The kinds of endpoint a test server can open.
 Kind = Literal["tcp", "unix", "udp", "unix-datagram", "memory"]
@@ -40,6 +41,8 @@ def check_host_and_path(kind: Kind, host: str | None, path: object) -> None:
         raise ValueError(f"host applies to the tcp and udp kinds, not to kind={kind!r}")
     if path is not None and kind not in UNIX_KINDS:
         raise ValueError(f"path applies to the unix and unix-datagram kinds, not to kind={kind!r}")
+    if path is not None:
+        check_unix_path(path)
 
 
 def inet_address(sockname: Any) -> tuple[str, int]:

@@ -34,6 +34,9 @@ from ._kinds import (
 )
 from ._memory import MemoryListener
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 UnixPath = str | os.PathLike[str]
 
 
@@ -284,6 +287,15 @@ async def open_test_server(
         if temp_dir is not None:
             remove_dir(temp_dir)
     failures = list(collector.failures)
+    if (
+        raised is not None
+        and stopped is not None
+        and _only_cancelled(raised)
+        and not _only_cancelled(stopped)
+    ):
+        # The server crashed (a handler raised KeyboardInterrupt or SystemExit) and
+        # cancelled the block: the crash is what happened, not the cancellation.
+        raised = stopped
     if raised is not None:
         _note_failures(raised, failures)
         raise raised
@@ -292,6 +304,13 @@ async def open_test_server(
         raise stopped
     if failures and raise_handler_errors:
         raise handler_errors_group(failures, where)
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is :class:`trio.Cancelled`, or a group of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(inner) for inner in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
 
 
 def _note_failures(exc: BaseException, failures: list[Exception]) -> None:
