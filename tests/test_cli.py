@@ -213,3 +213,45 @@ def test_a_target_that_is_not_an_async_function_is_a_usage_error(tmp_path: Path)
     assert result.returncode == 2
     assert "is not an async function" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_target_that_exits_on_import_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "exits.py").write_text("raise SystemExit(3)\n")
+    result = run_cli(f"{tmp_path / 'exits.py'}:handler", "--tcp", "0")
+    assert result.returncode == 2
+    assert "cannot load" in result.stderr
+    assert "SystemExit" in result.stderr
+
+
+def test_a_target_that_is_a_class_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "classes.py").write_text("class Handler:\n    async def handle(self): ...\n")
+    result = run_cli(f"{tmp_path / 'classes.py'}:Handler", "--tcp", "0")
+    assert result.returncode == 2
+    assert "is a class, not an async function" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_target_file_imports_the_modules_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "shout.py").write_text("def shout(data):\n    return data.upper()\n")
+    (tmp_path / "app.py").write_text(
+        "from shout import shout\n\n"
+        "async def handler(conn):\n"
+        "    async for data in conn:\n"
+        "        await conn.send_all(shout(data))\n"
+    )
+    async with cli(f"{tmp_path / 'app.py'}:handler", "--tcp", "127.0.0.1:0") as run:
+        [endpoint] = await run.read_until(LISTENING)
+        async with await trio.open_tcp_stream("127.0.0.1", tcp_port(endpoint)) as client:
+            assert await exchange(client, b"quiet") == b"QUIET"
+        run.process.send_signal(signal.SIGINT)
+        assert await run.finish() == 0
+
+
+async def test_a_signal_while_endpoints_start_is_a_clean_graceful_stop() -> None:
+    # The second endpoint resolves "localhost" in a worker thread: the signal sent
+    # once the first one listens arrives while the second one starts.
+    async with cli("--tcp", "127.0.0.1:0", "--tcp", "localhost:0") as run:
+        await run.read_until(LISTENING)
+        run.process.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert "Traceback" not in run.stderr.decode()

@@ -102,6 +102,9 @@ def load_target(target: str) -> Handler:
             spec = importlib.util.spec_from_file_location(name, location)
             if spec is None or spec.loader is None or not os.path.isfile(location):
                 raise TargetError(f"cannot load {target!r}: no such file {location!r}")
+            directory = os.path.dirname(os.path.abspath(location))
+            if directory not in sys.path:
+                sys.path.insert(0, directory)  # as `python FILE.py` does, for its imports
             module = importlib.util.module_from_spec(spec)
             sys.modules.setdefault(name, module)
             spec.loader.exec_module(module)
@@ -111,7 +114,7 @@ def load_target(target: str) -> Handler:
             module = importlib.import_module(location)
     except TargetError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a module that exits on import
         raise TargetError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
     obj: Any = module
     for part in attribute.split("."):
@@ -121,6 +124,11 @@ def load_target(target: str) -> Handler:
             raise TargetError(f"cannot load {target!r}: no attribute {attribute!r}") from None
     if not callable(obj):
         raise TargetError(f"{target!r} is not a handler: {obj!r} is not callable")
+    if inspect.isclass(obj):
+        raise TargetError(
+            f"{target!r} is not a handler: {obj!r} is a class, not an async function "
+            "(socketserver handler classes run on the adapters package)"
+        )
     function = obj.func if isinstance(obj, functools.partial) else obj
     if inspect.isfunction(function) and not inspect.iscoroutinefunction(function):
         raise TargetError(f"{target!r} is not a handler: {obj!r} is not an async function")
@@ -246,6 +254,8 @@ async def run(server: Server, endpoints: Sequence[Endpoint]) -> str | None:
             with serving:
                 async with trio.open_nursery() as nursery:
                     for endpoint in endpoints:
+                        if server.shutting_down:
+                            break  # a signal came while starting: start no more
                         try:
                             bound = await nursery.start(_serve_function(server, endpoint))
                         except OSError as exc:
@@ -254,6 +264,8 @@ async def run(server: Server, endpoints: Sequence[Endpoint]) -> str | None:
                             break
                         for listener_or_socket in bound:
                             sock = getattr(listener_or_socket, "socket", listener_or_socket)
+                            if sock.fileno() == -1:
+                                continue  # already closed by a shutdown while it started
                             sockname = sock.getsockname()
                             LOGGER.info(
                                 "listening on %s", describe_listener(endpoint.kind, sockname)
