@@ -309,8 +309,11 @@ class BaseServer:
                         result = await body(run)
                         if stoppable:
                             await self._drain(run)
+                    except trio.Cancelled:
+                        run.unblock(stdlib_socket.SHUT_RDWR)  # a hard stop: end them all
+                        raise
                     except BaseException:
-                        run.unblock(stdlib_socket.SHUT_RDWR)
+                        self._end_after_error(run)
                         raise
                     finally:
                         if run.pool is not None:
@@ -345,6 +348,19 @@ class BaseServer:
 
     async def _wait_for_capacity(self, run: Run) -> None:
         """Hook: wait until another request may be taken (the mixins' limits)."""
+
+    def _end_after_error(self, run: Run) -> None:
+        """The loop ends with an error (a ``KeyboardInterrupt``, a hook that raised).
+
+        As from the stdlib's loop, the error propagates at once and the pool's handler
+        threads go on with their requests (:meth:`server_close` waits for them if
+        ``block_on_close``); handlers that must end with the run are unblocked.
+        """
+        run.stop_taking()
+        if run.pool is not None:
+            run.left_behind = True
+            self._leave_behind(run)
+        run.unblock(stdlib_socket.SHUT_RDWR, pooled=False)
 
     def _leave_behind(self, run: Run) -> None:
         """Hook: the loop returns with handler threads of ``run.pool`` still running."""

@@ -36,6 +36,8 @@ class InFlight:
     sock: socket.socket | None
     thread: threading.Thread | None = None
     finished: trio.Event = attrs.field(factory=trio.Event)
+    #: Whether a thread of the loop's HandlerPool handles it (it may outlive the loop).
+    pooled: bool = False
 
     def unblock(self, how: int) -> None:
         """Shut down the connection (``how`` is ``SHUT_RD`` or ``SHUT_RDWR``).
@@ -192,9 +194,11 @@ class Run:
             idle = self.idle
         await idle.wait()
 
-    def unblock(self, how: int) -> None:
+    def unblock(self, how: int, *, pooled: bool = True) -> None:
+        """Shut down the connections in flight; with ``pooled`` false, not the pool's."""
         for item in list(self.in_flight):
-            item.unblock(how)
+            if pooled or not item.pooled:
+                item.unblock(how)
         sock = self.inline_request
         if sock is not None:
             InFlight(sock).unblock(how)

@@ -189,7 +189,7 @@ class ThreadingMixIn(_MixinBase):
                 taker = run.taker = RequestTaker(self.fileno(), contextvars.copy_context())
                 next_call = partial(self._take_ready, run, taker)
             pool = run.pool = HandlerPool(f"{type(self).__name__} handler", next_call)
-        item = InFlight(request if isinstance(request, socket.socket) else None)
+        item = InFlight(request if isinstance(request, socket.socket) else None, pooled=True)
         run.begin(item)
         pool.submit(
             partial(
@@ -280,7 +280,7 @@ class ThreadingMixIn(_MixinBase):
             taker.taken += 1
             if not self._verified(request, client_address):
                 continue
-            item = InFlight(request if isinstance(request, socket.socket) else None)
+            item = InFlight(request if isinstance(request, socket.socket) else None, pooled=True)
             if not run.begin_if_taking(item):
                 # The loop stopped meanwhile: as for requests still in the backlog.
                 self.shutdown_request(request)

@@ -409,6 +409,48 @@ def test_base_exception_leaves_handle_request(tmp_path: Path) -> None:
     assert both(scenario, tmp_path) == (3, b"")
 
 
+@pytest.mark.parametrize("daemon_threads", [False, True])
+def test_an_error_ends_serve_forever_at_once_and_handler_threads_finish(
+    daemon_threads: bool, tmp_path: Path
+) -> None:
+    """A hook that raises (as a Ctrl+C would) ends the loop; requests in hand go on."""
+
+    def scenario(module: ModuleType, directory: Path) -> Any:
+        started, go = threading.Event(), threading.Event()
+        raised: list[BaseException] = []
+
+        class Slow(module.BaseRequestHandler):  # type: ignore[name-defined,misc]
+            def handle(self) -> None:
+                started.set()
+                go.wait(10)
+                self.request.sendall(b"answer")
+
+        class Server(module.ThreadingTCPServer):  # type: ignore[name-defined,misc]
+            def service_actions(self) -> None:
+                if started.is_set():
+                    raise RuntimeError("the loop ends here")
+
+        def serve() -> None:
+            try:
+                server.serve_forever(poll_interval=0.01)
+            except RuntimeError as exc:
+                raised.append(exc)
+
+        server = Server(("127.0.0.1", 0), Slow)
+        server.daemon_threads = daemon_threads
+        with server, socket.create_connection(server.server_address, timeout=10) as first:
+            thread = threading.Thread(target=serve)
+            thread.start()
+            assert started.wait(10)
+            thread.join(10)
+            returned_while_busy = not thread.is_alive() and not go.is_set()
+            go.set()
+            reply = first.recv(100)
+        return returned_while_busy, [str(exc) for exc in raised], reply
+
+    assert both(scenario, tmp_path) == (True, ["the loop ends here"], b"answer")
+
+
 def async_library() -> str:
     try:
         return sniffio.current_async_library()
