@@ -326,11 +326,12 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
     kind: str,
     body: Outcome,
     expected: type[Exception] | None,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A temporary directory of this test's own: other test runs share the system's.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # A temporary directory of this test's own (other test runs share the system's), and
+    # a short one: a Unix socket path inside it must fit in 108 bytes.
+    own_temp_dir = tempfile.mkdtemp(prefix="tsl-")
+    monkeypatch.setattr(tempfile, "tempdir", own_temp_dir)
     before = Snapshot.take()
     servers: list[TestServer] = []
 
@@ -346,7 +347,8 @@ async def test_nothing_is_left_behind_whatever_the_block_did(
         with pytest.raises(expected):
             await run()
     assert Snapshot.take().leaks_since(before) == []
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(own_temp_dir) == []
+    os.rmdir(own_temp_dir)
     assert servers[0].stats.active == 0
 
 
