@@ -129,9 +129,14 @@ async def test_chat() -> None:
 
 
 async def http_exchange(
-    stream: trio.abc.Stream, http: h11.Connection, target: bytes, body: bytes = b""
+    stream: trio.abc.Stream,
+    http: h11.Connection,
+    target: bytes,
+    body: bytes = b"",
+    *,
+    method: bytes | None = None,
 ) -> tuple[h11.Response, bytes]:
-    method = b"POST" if body else b"GET"
+    method = method or (b"POST" if body else b"GET")
     headers = [(b"host", b"127.0.0.1"), (b"content-length", b"%d" % len(body))]
     request = h11.Request(method=method, target=target, headers=headers)
     for message in (request, h11.Data(data=body), h11.EndOfMessage()):
@@ -174,6 +179,22 @@ async def test_http_server_answers_a_malformed_request_with_400() -> None:
         async with await example.connect() as client:  # and the server goes on
             response, content = await http_exchange(client, h11.Connection(h11.CLIENT), b"/ok")
             assert (response.status_code, content) == (200, b"hello from /ok\n")
+        example.interrupt()
+    assert b"Traceback" not in example.stderr
+
+
+async def test_http_server_answers_head_like_get_without_the_body() -> None:
+    async with running("http_server.py", "0") as example:
+        async with await example.connect() as client:
+            http = h11.Connection(h11.CLIENT)
+            get, content = await http_exchange(client, http, b"/page")
+            assert (get.status_code, content) == (200, b"hello from /page\n")
+            http.start_next_cycle()
+            head, content = await http_exchange(client, http, b"/page", method=b"HEAD")
+            assert (head.status_code, head.headers, content) == (200, get.headers, b"")
+            http.start_next_cycle()  # no stray body bytes: the connection goes on
+            response, content = await http_exchange(client, http, b"/after")
+            assert (response.status_code, content) == (200, b"hello from /after\n")
         example.interrupt()
     assert b"Traceback" not in example.stderr
 
