@@ -65,6 +65,12 @@ async def receive_until(stream: trio.abc.ReceiveStream, end: bytes) -> bytes:
     return received
 
 
+async def send_forever(stream: trio.abc.SendStream, data: bytes) -> None:
+    """Send ``data`` again and again: until cancelled, or the peer's hang-up breaks the stream."""
+    while True:
+        await stream.send_all(data)
+
+
 @asynccontextmanager
 async def running(script: str, *args: str) -> AsyncIterator[Running]:
     """Run an example; yield once it says where it listens; then SIGINT it: it exits 0."""
@@ -126,6 +132,23 @@ async def test_chat() -> None:
             await bob.send_all(b"hi alice\n")
             assert await read_line(alice) == b"guest2: hi alice\n"
         assert await read_line(alice) == b"* guest2 left\n"
+
+
+async def test_chat_hangs_up_on_a_client_too_slow_to_keep_up() -> None:
+    async with running("chat.py", "0") as example, await example.connect() as alice:
+        assert await read_line(alice) == b"welcome, guest1\n"
+        async with await example.connect() as bob:
+            assert await read_line(bob) == b"welcome, guest2\n"
+            async with trio.open_nursery() as nursery:  # more than alice's backlog and buffers
+                nursery.start_soon(send_forever, bob, b"x" * 1000 + b"\n")
+                with trio.fail_after(PATIENCE):  # alice never reads, so the room drops her
+                    assert await read_line(bob) == b"* guest1 left\n"
+                nursery.cancel_scope.cancel()
+            # The server hung up on alice: what she still says bounces.
+            with trio.fail_after(PATIENCE), pytest.raises(trio.BrokenResourceError):
+                await send_forever(alice, b"still here\n")
+            await bob.send_eof()
+            assert await receive_until(bob, b"never") == b""  # nothing of alice's was relayed
 
 
 async def http_exchange(
