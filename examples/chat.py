@@ -6,7 +6,7 @@
 Each connection runs two tasks in a nursery of its own: one reads the client's lines and
 broadcasts them, the other writes what the room sends it. The room hands lines to each
 client through a memory channel, so a slow client never blocks the others: when its
-channel is full it is dropped.
+channel is full it is dropped, which cancels its two tasks and so closes its connection.
 """
 
 from __future__ import annotations
@@ -44,46 +44,47 @@ class LineReader:
 
 class Room:
     def __init__(self) -> None:
-        self.members: dict[str, trio.MemorySendChannel[str]] = {}
+        #: Each member's inbox, and the cancel scope of its connection's tasks.
+        self.members: dict[str, tuple[trio.MemorySendChannel[str], trio.CancelScope]] = {}
         self.joined = 0
 
-    def join(self) -> tuple[str, trio.MemoryReceiveChannel[str]]:
+    def join(self, tasks: trio.CancelScope) -> tuple[str, trio.MemoryReceiveChannel[str]]:
+        """A name and an inbox for a new member; leaving cancels ``tasks``."""
         self.joined += 1
         name = f"guest{self.joined}"
         send, receive = trio.open_memory_channel[str](BACKLOG)
         send.send_nowait(f"welcome, {name}")
         self.broadcast(f"* {name} joined")
-        self.members[name] = send
+        self.members[name] = (send, tasks)
         return name, receive
 
     def leave(self, name: str) -> None:
-        channel = self.members.pop(name, None)
-        if channel is not None:
-            channel.close()
+        member = self.members.pop(name, None)
+        if member is not None:
+            inbox, tasks = member
+            inbox.close()
+            tasks.cancel()  # its reader and writer stop, and the server closes the connection
             self.broadcast(f"* {name} left")
 
     def broadcast(self, line: str, *, sender: str | None = None) -> None:
-        for name, channel in list(self.members.items()):
+        for name, (inbox, _) in list(self.members.items()):
             if name == sender:
                 continue
             try:
-                channel.send_nowait(line)
-            except trio.WouldBlock:
-                self.leave(name)  # too slow: its writer sees the channel closed and hangs up
-            except trio.BrokenResourceError:
-                self.leave(name)  # its writer is gone already
+                inbox.send_nowait(line)
+            except (trio.WouldBlock, trio.BrokenResourceError):
+                self.leave(name)  # too slow to keep up, or its writer is gone already
 
 
 room = Room()
 
 
 async def write_lines(conn: trioserve.Connection, lines: trio.MemoryReceiveChannel[str]) -> None:
-    """Write what the room sends; when the room drops this client, tell it by EOF."""
+    """Write what the room sends, until the client leaves the room (which cancels this)."""
     async with lines:
         try:
             async for line in lines:
                 await conn.send_all(line.encode() + b"\n")
-            await conn.send_eof()
         except trio.BrokenResourceError:
             pass  # the client vanished: that is how chats end, not an error
 
@@ -98,14 +99,13 @@ async def read_lines(conn: trioserve.Connection, name: str) -> None:
 
 
 async def chat(conn: trioserve.Connection) -> None:
-    name, inbox = room.join()
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_lines, conn, inbox)
+    async with trio.open_nursery() as nursery:
+        name, inbox = room.join(nursery.cancel_scope)
+        nursery.start_soon(write_lines, conn, inbox)
+        try:
             await read_lines(conn, name)
-            nursery.cancel_scope.cancel()  # the client left: stop writing to it
-    finally:
-        room.leave(name)
+        finally:
+            room.leave(name)  # the client left (else the room dropped it): stop writing to it
 
 
 async def main(port: int) -> None:

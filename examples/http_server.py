@@ -73,7 +73,8 @@ async def next_request(
 
 
 def respond(request: h11.Request, body: bytes) -> tuple[int, bytes]:
-    if request.method not in (b"GET", b"POST"):
+    """The status and content for a request; a HEAD gets the GET's (``send`` drops the body)."""
+    if request.method not in (b"GET", b"HEAD", b"POST"):
         return 405, b"method not allowed\n"
     if request.method == b"POST":
         return 200, body
@@ -81,14 +82,20 @@ def respond(request: h11.Request, body: bytes) -> tuple[int, bytes]:
 
 
 async def send(
-    conn: trioserve.Connection, http: h11.Connection, status: int, content: bytes
+    conn: trioserve.Connection,
+    http: h11.Connection,
+    status: int,
+    content: bytes,
+    *,
+    head: bool = False,
 ) -> None:
+    """Send a response; to a HEAD request (``head``), the same headers and no body."""
     headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(content))]
     if trioserve.current_server().shutting_down:
         headers.append((b"connection", b"close"))
     for event in (
         h11.Response(status_code=status, headers=headers),
-        h11.Data(data=content),
+        h11.Data(data=b"" if head else content),
         h11.EndOfMessage(),
     ):
         await conn.send_all(http.send(event) or b"")
@@ -97,21 +104,24 @@ async def send(
 async def http_handler(conn: trioserve.Connection) -> None:
     server = trioserve.current_server()
     http = h11.Connection(h11.SERVER)
+    head = False  # whether the request being answered is a HEAD (h11 refuses it a body)
     try:
         while (request := await next_request(conn, http, server)) is not None:
+            head = request.method == b"HEAD"
             body = b""
             while isinstance(event := await next_event(conn, http), h11.Data):
                 body += event.data
                 if len(body) > MAX_BODY:
-                    await send(conn, http, 413, b"too large\n")
+                    await send(conn, http, 413, b"too large\n", head=head)
                     return
-            await send(conn, http, *respond(request, body))
+            await send(conn, http, *respond(request, body), head=head)
             if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
                 return
             http.start_next_cycle()
+            head = False
     except h11.RemoteProtocolError as exc:
         if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            await send(conn, http, exc.error_status_hint, b"bad request\n")
+            await send(conn, http, exc.error_status_hint, b"bad request\n", head=head)
 
 
 async def main(port: int) -> None:

@@ -65,6 +65,12 @@ async def receive_until(stream: trio.abc.ReceiveStream, end: bytes) -> bytes:
     return received
 
 
+async def send_forever(stream: trio.abc.SendStream, data: bytes) -> None:
+    """Send ``data`` again and again: until cancelled, or the peer's hang-up breaks the stream."""
+    while True:
+        await stream.send_all(data)
+
+
 @asynccontextmanager
 async def running(script: str, *args: str) -> AsyncIterator[Running]:
     """Run an example; yield once it says where it listens; then SIGINT it: it exits 0."""
@@ -128,10 +134,32 @@ async def test_chat() -> None:
         assert await read_line(alice) == b"* guest2 left\n"
 
 
+async def test_chat_hangs_up_on_a_client_too_slow_to_keep_up() -> None:
+    async with running("chat.py", "0") as example, await example.connect() as alice:
+        assert await read_line(alice) == b"welcome, guest1\n"
+        async with await example.connect() as bob:
+            assert await read_line(bob) == b"welcome, guest2\n"
+            async with trio.open_nursery() as nursery:  # more than alice's backlog and buffers
+                nursery.start_soon(send_forever, bob, b"x" * 1000 + b"\n")
+                with trio.fail_after(PATIENCE):  # alice never reads, so the room drops her
+                    assert await read_line(bob) == b"* guest1 left\n"
+                nursery.cancel_scope.cancel()
+            # The server hung up on alice: what she still says bounces.
+            with trio.fail_after(PATIENCE), pytest.raises(trio.BrokenResourceError):
+                await send_forever(alice, b"still here\n")
+            await bob.send_eof()
+            assert await receive_until(bob, b"never") == b""  # nothing of alice's was relayed
+
+
 async def http_exchange(
-    stream: trio.abc.Stream, http: h11.Connection, target: bytes, body: bytes = b""
+    stream: trio.abc.Stream,
+    http: h11.Connection,
+    target: bytes,
+    body: bytes = b"",
+    *,
+    method: bytes | None = None,
 ) -> tuple[h11.Response, bytes]:
-    method = b"POST" if body else b"GET"
+    method = method or (b"POST" if body else b"GET")
     headers = [(b"host", b"127.0.0.1"), (b"content-length", b"%d" % len(body))]
     request = h11.Request(method=method, target=target, headers=headers)
     for message in (request, h11.Data(data=body), h11.EndOfMessage()):
@@ -174,6 +202,22 @@ async def test_http_server_answers_a_malformed_request_with_400() -> None:
         async with await example.connect() as client:  # and the server goes on
             response, content = await http_exchange(client, h11.Connection(h11.CLIENT), b"/ok")
             assert (response.status_code, content) == (200, b"hello from /ok\n")
+        example.interrupt()
+    assert b"Traceback" not in example.stderr
+
+
+async def test_http_server_answers_head_like_get_without_the_body() -> None:
+    async with running("http_server.py", "0") as example:
+        async with await example.connect() as client:
+            http = h11.Connection(h11.CLIENT)
+            get, content = await http_exchange(client, http, b"/page")
+            assert (get.status_code, content) == (200, b"hello from /page\n")
+            http.start_next_cycle()
+            head, content = await http_exchange(client, http, b"/page", method=b"HEAD")
+            assert (head.status_code, head.headers, content) == (200, get.headers, b"")
+            http.start_next_cycle()  # no stray body bytes: the connection goes on
+            response, content = await http_exchange(client, http, b"/after")
+            assert (response.status_code, content) == (200, b"hello from /after\n")
         example.interrupt()
     assert b"Traceback" not in example.stderr
 
