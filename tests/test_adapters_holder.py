@@ -34,7 +34,7 @@ class LeavesToHolder:
     async def _requests_to_take(self, run: Any) -> int:
         taker = run.taker
         if type(self).force and taker is not None and taker.holder is not None:
-            await trio.sleep(_taking.STALL_SECONDS)
+            await trio.sleep(_taking.STALL_SECONDS)  # real time: as the loop itself waits
             return 0
         return await super()._requests_to_take(run)  # type: ignore[misc,no-any-return]
 
@@ -85,6 +85,13 @@ def tcp_request(address: Any, data: bytes) -> bytes:
 def udp_request(client: socket.socket, address: Any, data: bytes) -> bytes:
     client.sendto(data, address)
     return client.recv(100)
+
+
+def udp_echoes(address: Any) -> list[bytes]:
+    """Send REQUESTS datagrams one after another; return what came back for each."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(PATIENCE)
+        return [udp_request(client, address, b"%d" % number) for number in range(REQUESTS)]
 
 
 class ForcedTCP(LeavesToHolder, adapters.ThreadingTCPServer):
@@ -242,11 +249,7 @@ def test_an_overridden_process_request_is_called_for_every_request_in_the_loop()
 
     handler = echo_handler()
     with Overriding(("127.0.0.1", 0), handler) as server, serving_forever(server) as loop_thread:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-            client.settimeout(PATIENCE)
-            for number in range(REQUESTS):
-                data = b"%d" % number
-                assert udp_request(client, server.server_address, data) == data
+        assert udp_echoes(server.server_address) == [b"%d" % n for n in range(REQUESTS)]
         assert server._run.taker is None
     assert called_in == [loop_thread.ident] * REQUESTS
 
@@ -265,10 +268,6 @@ def test_a_hook_set_on_the_instance_is_called_for_every_request_in_the_loop(hook
 
         setattr(server, hook, recording)
         with serving_forever(server) as loop_thread:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-                client.settimeout(PATIENCE)
-                for number in range(REQUESTS):
-                    data = b"%d" % number
-                    assert udp_request(client, server.server_address, data) == data
+            assert udp_echoes(server.server_address) == [b"%d" % n for n in range(REQUESTS)]
             assert server._run.taker is None
     assert called_in == [loop_thread.ident] * REQUESTS

@@ -8,7 +8,8 @@ import select
 import socket
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -481,28 +482,38 @@ async def test_reply_on_a_closed_socket_raises_closed_resource_error() -> None:
         await datagram.reply(b"too late")
 
 
-class _CongestedSocket(socket.socket):
-    """A socket whose first sends fail as a full interface queue makes them fail."""
+class _NoRoomSocket(socket.socket):
+    """A socket whose first ``failures`` sends fail with ``error``: ENOBUFS as from a
+    full interface queue, EAGAIN (BlockingIOError) as from a full send buffer."""
 
-    failures = 3
+    failures = 0
+    error = errno.ENOBUFS
 
     def sendto(self, data: Any, *args: Any) -> int:
         if self.failures:
             self.failures -= 1
-            raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+            raise OSError(self.error, os.strerror(self.error))
         return super().sendto(data, *args)
+
+
+@contextmanager
+def no_room_for(failures: int, error: int) -> Iterator[tuple[_NoRoomSocket, socket.socket]]:
+    """A server-side socket whose first sends fail with ``error``, and a peer to reply to."""
+    with (
+        _NoRoomSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+    ):
+        sock.failures, sock.error = failures, error
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        peer.bind(("127.0.0.1", 0))
+        yield sock, peer
 
 
 async def test_a_reply_that_meets_enobufs_is_tried_again(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    with (
-        _CongestedSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
-    ):
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        peer.bind(("127.0.0.1", 0))
+    with no_room_for(3, errno.ENOBUFS) as (sock, peer):
         datagram = trioserve.Datagram(b"", peer.getsockname(), sock.getsockname(), sock)
         start = trio.current_time()
         await datagram.reply(b"at last")
@@ -511,28 +522,10 @@ async def test_a_reply_that_meets_enobufs_is_tried_again(
         assert peer.recv(100) == b"at last"
 
 
-class _FullSocket(socket.socket):
-    """A UDP socket whose first sends find the send buffer full (EAGAIN)."""
-
-    failures = 2
-
-    def sendto(self, data: Any, *args: Any) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
-        return super().sendto(data, *args)
-
-
 async def test_replies_that_meet_a_full_send_buffer_together_all_wait_and_go(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    with (
-        _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
-    ):
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        peer.bind(("127.0.0.1", 0))
+    with no_room_for(2, errno.EAGAIN) as (sock, peer):
         # Both replies find the buffer full; only one task at a time may wait for a
         # socket to become writable, so the second must wait another way.
         async with trio.open_nursery() as nursery:
