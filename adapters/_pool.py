@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -89,19 +90,24 @@ class HandlerPool:
         if not done:
             await self._all_done.wait()
 
-    def join(self) -> None:
-        """After :meth:`close`, block until every worker but the caller has gone (any thread)."""
+    def join(self, timeout: float | None = None) -> bool:
+        """After :meth:`close`, block until every worker but the caller has gone (any
+        thread), or ``timeout`` seconds have passed; whether they have all gone."""
         me = threading.get_ident()
 
         def others_gone() -> bool:
             return self._jobs == (1 if me in self._workers else 0)
 
         with self._gone:
-            self._gone.wait_for(others_gone)
+            return self._gone.wait_for(others_gone, timeout)
 
     def _all_gone(self) -> bool:
-        """Whether :meth:`close` has nothing left to wait for (under the lock)."""
-        return self._jobs == (self._in_call if self._leave_busy else 0)
+        """Whether :meth:`close` has nothing left to wait for (under the lock).
+
+        With ``leave_busy``, a call still queued counts as busy: a worker takes it before
+        it sees the end.
+        """
+        return self._jobs == (self._in_call + self._pending if self._leave_busy else 0)
 
     def _work(self) -> None:
         calls = self._calls
@@ -142,6 +148,8 @@ class HandlerPool:
             wake = self._closed and not self._woken and self._all_gone()
             if wake:
                 self._woken = True
-        if wake:  # close() waits, shielded, so the run has not ended
-            self._token.run_sync_soon(self._all_done.set)
+        if wake:
+            # close() waits shielded, but a KeyboardInterrupt can still end the run first.
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._all_done.set)
         result.unwrap()  # a worker that failed is a bug: trio prints it

@@ -410,13 +410,18 @@ def test_base_exception_leaves_handle_request(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("daemon_threads", [False, True])
+@pytest.mark.parametrize("when", ["handler started", "request handed over"])
 def test_an_error_ends_serve_forever_at_once_and_handler_threads_finish(
-    daemon_threads: bool, tmp_path: Path
+    daemon_threads: bool, when: str, tmp_path: Path
 ) -> None:
-    """A hook that raises (as a Ctrl+C would) ends the loop; requests in hand go on."""
+    """A hook that raises (as a Ctrl+C would) ends the loop; requests in hand go on.
+
+    "request handed over": the error comes right after process_request, before the
+    handler thread may have picked the request up.
+    """
 
     def scenario(module: ModuleType, directory: Path) -> Any:
-        started, go = threading.Event(), threading.Event()
+        started, go, handed_over = threading.Event(), threading.Event(), threading.Event()
         raised: list[BaseException] = []
 
         class Slow(module.BaseRequestHandler):  # type: ignore[name-defined,misc]
@@ -426,8 +431,12 @@ def test_an_error_ends_serve_forever_at_once_and_handler_threads_finish(
                 self.request.sendall(b"answer")
 
         class Server(module.ThreadingTCPServer):  # type: ignore[name-defined,misc]
+            def process_request(self, request: Any, client_address: Any) -> None:
+                super().process_request(request, client_address)
+                handed_over.set()
+
             def service_actions(self) -> None:
-                if started.is_set():
+                if (handed_over if when == "request handed over" else started).is_set():
                     raise RuntimeError("the loop ends here")
 
         def serve() -> None:
