@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import math
 import socket
 import sys
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -39,22 +42,25 @@ class _DetachedThreads:
     """Handler threads started outside a ``serve_forever`` loop (by ``handle_request``),
     and the pools of loops that returned with handler threads still running.
 
-    They outlive the call that started them, as the stdlib's threads do, and
-    ``server_close`` joins them.
+    They outlive the call that started them, as the stdlib's threads do;
+    ``server_close`` joins them (if ``block_on_close``), and so does the program's exit
+    unless they are ``daemon_threads``.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._items: set[InFlight] = set()
-        self._pools: list[HandlerPool] = []
+        self._pools: list[tuple[HandlerPool, Run]] = []
+        #: The grace :meth:`join` gets when the program exits (see _JOIN_AT_EXIT).
+        self.exit_grace: float | None = None
 
     def add(self, item: InFlight) -> None:
         with self._changed:
             self._items.add(item)
 
-    def add_pool(self, pool: HandlerPool) -> None:
+    def add_pool(self, pool: HandlerPool, run: Run) -> None:
         with self._changed:
-            self._pools.append(pool)
+            self._pools.append((pool, run))
 
     def remove(self, item: InFlight) -> None:
         with self._changed:
@@ -71,19 +77,42 @@ class _DetachedThreads:
         A handler thread calling this (through ``server_close``) does not wait for itself.
         """
         me = threading.current_thread()
+        deadline = None if grace is None else time.monotonic() + grace
 
         def others_done() -> bool:
             return all(item.thread is me for item in self._items)
 
         with self._changed:
             pools, self._pools = self._pools, []
-            if not self._changed.wait_for(others_done, timeout=grace):
+            if not self._changed.wait_for(others_done, timeout=_left(deadline)):
                 for item in self._items:
                     if item.thread is not me:
                         item.unblock(socket.SHUT_RDWR)
                 self._changed.wait_for(others_done)
-        for pool in pools:  # their connections have been shut down already
-            pool.join()
+        for pool, run in pools:
+            _finish_left_pool(pool, run, _left(deadline))
+
+
+#: Detached threads that are not daemon threads in the stdlib's sense: joined at exit.
+_JOIN_AT_EXIT: weakref.WeakSet[_DetachedThreads] = weakref.WeakSet()
+
+
+@atexit.register
+def _join_detached_threads() -> None:
+    for detached in list(_JOIN_AT_EXIT):
+        detached.join(detached.exit_grace)
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _finish_left_pool(pool: HandlerPool, run: Run, grace: float | None) -> None:
+    """Wait for the handler threads a stopped loop left running; after ``grace`` seconds
+    shut their connections down (which ends a handler stuck in ``recv``) and wait on."""
+    if not pool.join(grace):
+        run.unblock(socket.SHUT_RDWR)
+        pool.join()
 
 
 @public
@@ -316,7 +345,7 @@ class ThreadingMixIn(_MixinBase):
         return detached
 
     def _start_detached(self, request: Any, client_address: Any) -> None:
-        detached = self._detached()
+        detached = self._detached() if self.daemon_threads else self._detached_to_wait_for()
         item = InFlight(request if isinstance(request, socket.socket) else None)
 
         def in_thread() -> None:
@@ -351,5 +380,14 @@ class ThreadingMixIn(_MixinBase):
         return bool(self.daemon_threads or not self.block_on_close)
 
     def _leave_behind(self, run: Run) -> None:
-        if run.pool is not None and self.block_on_close and not self.daemon_threads:
-            self._detached().add_pool(run.pool)  # for server_close() to join
+        if run.pool is not None and not self.daemon_threads:
+            self._detached_to_wait_for().add_pool(run.pool, run)
+
+    def _detached_to_wait_for(self) -> _DetachedThreads:
+        """The detached threads, which (not being daemon threads) the program waits for
+        when it exits, as for the stdlib's threads: trio's worker threads are daemon
+        threads, so an exit hook joins them, with the grace period of server_close()."""
+        detached = self._detached()
+        detached.exit_grace = getattr(self, "grace_period", None)
+        _JOIN_AT_EXIT.add(detached)
+        return detached

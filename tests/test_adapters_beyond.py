@@ -10,6 +10,7 @@ import functools
 import os
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -354,6 +355,71 @@ def test_a_handler_class_swapped_between_requests_is_run_as_what_it_is() -> None
                 server.handle_request()
                 assert client.recv(100) == expected
     assert server.handler_threads == {threading.current_thread()}
+
+
+LEFT_RUNNING_AT_EXIT = """
+import sys, threading, time
+import adapters
+
+class Slow(adapters.BaseRequestHandler):
+    def handle(self):
+        self.server.started.set()
+        time.sleep(0.5)  # real time: still at work when the program ends
+        self.request.sendall(b"finished")
+
+class Server(adapters.ThreadingTCPServer):
+    def service_actions(self):
+        if self.started.is_set():
+            raise RuntimeError("the loop ends here")
+
+server = Server(("127.0.0.1", 0), Slow)
+server.started = threading.Event()
+print(server.server_address[1], flush=True)
+if sys.argv[1] == "handle_request":
+    server.handle_request()  # its thread outlives the call, as in the stdlib
+else:
+    try:
+        server.serve_forever(poll_interval=0.01)
+    except RuntimeError:
+        pass
+# The program ends here, without server_close().
+"""
+
+
+@pytest.mark.parametrize("entry", ["handle_request", "serve_forever"])
+def test_a_handler_thread_left_running_finishes_before_the_program_exits(entry: str) -> None:
+    """As the stdlib's non-daemon threads do (trio's worker threads are daemon threads)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", LEFT_RUNNING_AT_EXIT, entry],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    ) as process:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as client:
+            assert process.wait(PATIENCE) == 0
+            assert client.recv(100) == b"finished"
+
+
+def test_server_close_ends_a_handler_left_stuck_in_recv_after_its_grace_period() -> None:
+    handler = blocked_handler()
+
+    class Failing(adapters.ThreadingTCPServer):
+        grace_period = 0
+
+        def service_actions(self) -> None:
+            if handler.started.is_set():
+                raise RuntimeError("the loop ends here")
+
+    server = Failing(("127.0.0.1", 0), handler)
+    with socket.create_connection(server.server_address, timeout=PATIENCE):
+        with pytest.raises(RuntimeError, match="the loop ends here"):
+            server.serve_forever(poll_interval=0.01)
+        closing = threading.Thread(target=server.server_close)
+        closing.start()
+        closing.join(PATIENCE)
+        assert not closing.is_alive()  # its connection was shut down: recv saw EOF
+    assert handler.received == [b""]
 
 
 def test_async_stream_request_handler_gets_a_trio_stream() -> None:
