@@ -179,11 +179,23 @@ def test_bad_arguments_give_a_usage_error_and_status_2(args: Sequence[str], mess
     assert "Traceback" not in result.stderr
 
 
-def test_a_target_that_raises_on_import_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "broken.py").write_text("raise RuntimeError('broken at import')\n")
-    result = run_cli(f"{tmp_path / 'broken.py'}:handler", "--tcp", "0")
+@pytest.mark.parametrize(
+    ("source", "attribute", "message"),
+    [
+        ("raise RuntimeError('broken at import')\n", "handler", "RuntimeError: broken at import"),
+        ("raise SystemExit(3)\n", "handler", "': SystemExit: 3"),
+        ("def handler(conn):\n    conn.send_all(b'x')\n", "handler", "is not an async function"),
+        ("class Handler:\n    async def handle(self): ...\n", "Handler", "is a class, not an"),
+    ],
+    ids=["raises-on-import", "exits-on-import", "blocking-function", "class"],
+)
+def test_a_target_file_that_gives_no_handler_is_a_usage_error(
+    tmp_path: Path, source: str, attribute: str, message: str
+) -> None:
+    (tmp_path / "target.py").write_text(source)
+    result = run_cli(f"{tmp_path / 'target.py'}:{attribute}", "--tcp", "0")
     assert result.returncode == 2
-    assert "RuntimeError: broken at import" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -205,30 +217,6 @@ def test_python_dash_m_and_the_console_script_agree() -> None:
     )
     assert result.returncode == 0
     assert result.stdout == run_cli("--help").stdout
-
-
-def test_a_target_that_is_not_an_async_function_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "blocking.py").write_text("def handler(conn):\n    conn.send_all(b'x')\n")
-    result = run_cli(f"{tmp_path / 'blocking.py'}:handler", "--tcp", "0")
-    assert result.returncode == 2
-    assert "is not an async function" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_a_target_that_exits_on_import_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "exits.py").write_text("raise SystemExit(3)\n")
-    result = run_cli(f"{tmp_path / 'exits.py'}:handler", "--tcp", "0")
-    assert result.returncode == 2
-    assert "cannot load" in result.stderr
-    assert "SystemExit" in result.stderr
-
-
-def test_a_target_that_is_a_class_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "classes.py").write_text("class Handler:\n    async def handle(self): ...\n")
-    result = run_cli(f"{tmp_path / 'classes.py'}:Handler", "--tcp", "0")
-    assert result.returncode == 2
-    assert "is a class, not an async function" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 async def test_a_target_file_imports_the_modules_beside_it(tmp_path: Path) -> None:
