@@ -358,12 +358,13 @@ class BaseServer:
         """
         run.stop_taking()
         if run.pool is not None:
-            run.left_behind = True
             self._leave_behind(run)
         run.unblock(stdlib_socket.SHUT_RDWR, pooled=False)
 
     def _leave_behind(self, run: Run) -> None:
-        """Hook: the loop returns with handler threads of ``run.pool`` still running."""
+        """The loop returns with handler threads of ``run.pool`` still running (a hook:
+        ThreadingMixIn has them waited for)."""
+        run.left_behind = True
 
     def _stop_handlers_at_once(self) -> bool:
         """Hook: whether shutdown unblocks handlers at once instead of after a grace."""
@@ -448,7 +449,6 @@ class BaseServer:
             with trio.move_on_after(UNBLOCKED_SECONDS):
                 await run.wait_idle()
             if not run.is_idle():
-                run.left_behind = True
                 self._leave_behind(run)
                 return
         await run.wait_idle()

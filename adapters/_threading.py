@@ -380,6 +380,7 @@ class ThreadingMixIn(_MixinBase):
         return bool(self.daemon_threads or not self.block_on_close)
 
     def _leave_behind(self, run: Run) -> None:
+        super()._leave_behind(run)
         if run.pool is not None and not self.daemon_threads:
             self._detached_to_wait_for().add_pool(run.pool, run)
 
